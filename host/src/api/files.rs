@@ -1,0 +1,233 @@
+//! Files: raw bodies streamed in and out.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::io::ReaderStream;
+
+use super::extract::{Authenticated, JsonBody};
+use super::{AppState, problem::ApiError};
+use crate::Error;
+use crate::service::{FileBody, WriteConditions};
+use crate::store::files::FileMeta;
+
+/// File metadata as shown over the API.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FileView {
+    /// The path in the workspace.
+    pub path: String,
+    /// Bytes.
+    pub size: i64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// Entity tag of this version (quoted in the `ETag` header).
+    pub etag: String,
+    /// Content type given at upload.
+    pub content_type: String,
+    /// Who last wrote it.
+    pub updated_by: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+impl From<&FileMeta> for FileView {
+    fn from(m: &FileMeta) -> Self {
+        FileView {
+            path: m.path.clone(),
+            size: m.size,
+            sha256: m.sha256.clone(),
+            etag: m.etag.clone(),
+            content_type: m.content_type.clone(),
+            updated_by: m.updated_by.0.clone(),
+            updated_at: crate::service::rfc3339(m.updated_at),
+        }
+    }
+}
+
+/// A listing.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FileList {
+    /// The files, in path order.
+    pub files: Vec<FileView>,
+}
+
+/// Listing parameters.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// A folder prefix ending in `/` (default: the whole workspace).
+    pub prefix: Option<String>,
+}
+
+/// A move.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveBody {
+    /// The current path.
+    pub from: String,
+    /// The new path (must be free).
+    pub to: String,
+}
+
+fn etag_header(etag: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("\"{etag}\"")).ok()
+}
+
+/// Reads an entity tag from `If-Match`-style headers: `"abc"`, `W/"abc"` or `*`.
+fn header_etag(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<String>, Error> {
+    let Some(value) = headers.get(name.clone()) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Error::BadRequest(format!("{name} is not valid text")))?
+        .trim();
+    if value == "*" {
+        return Ok(Some("*".into()));
+    }
+    let unquoted = value.trim_start_matches("W/").trim_matches('"');
+    if unquoted.is_empty() || unquoted.contains(',') {
+        return Err(Error::BadRequest(format!("{name} must hold exactly one entity tag")));
+    }
+    Ok(Some(unquoted.to_string()))
+}
+
+fn meta_response(status: StatusCode, meta: &FileMeta) -> Response {
+    let mut response = (status, Json(FileView::from(meta))).into_response();
+    if let Some(v) = etag_header(&meta.etag) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+/// Lists files under a folder prefix.
+#[utoipa::path(get, path = "/workspaces/{ws}/files", tag = "files", security(("bearer" = [])),
+    params(("ws" = String, Path, description = "workspace id"), ListQuery), responses(
+    (status = 200, description = "the files", body = FileList),
+))]
+pub async fn list_files(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(ws): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<FileList>, ApiError> {
+    let files = state
+        .warrant
+        .list_files(&caller, &ws, q.prefix.as_deref().unwrap_or(""))
+        .await?;
+    Ok(Json(FileList {
+        files: files.iter().map(FileView::from).collect(),
+    }))
+}
+
+/// Creates or replaces a file with the raw body (streamed; `If-Match` for safe replace).
+#[utoipa::path(put, path = "/workspaces/{ws}/files/{*path}", tag = "files", security(("bearer" = [])),
+    params(("ws" = String, Path, description = "workspace id"), ("path" = String, Path, description = "file path")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses(
+    (status = 201, description = "created", body = FileView),
+    (status = 200, description = "replaced", body = FileView),
+    (status = 412, description = "If-Match did not match"),
+    (status = 413, description = "over the size limit"),
+))]
+pub async fn put_file(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((ws, path)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let conditions = WriteConditions {
+        if_match: header_etag(&headers, header::IF_MATCH)?,
+        if_none_match_any: header_etag(&headers, header::IF_NONE_MATCH)?.as_deref() == Some("*"),
+    };
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let declared_len = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let stream: FileBody = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
+    let outcome = state
+        .warrant
+        .put_file(&caller, &ws, &path, content_type, declared_len, conditions, stream)
+        .await?;
+    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(meta_response(status, &outcome.meta))
+}
+
+/// Downloads a file.
+#[utoipa::path(get, path = "/workspaces/{ws}/files/{*path}", tag = "files", security(("bearer" = [])),
+    params(("ws" = String, Path, description = "workspace id"), ("path" = String, Path, description = "file path")),
+    responses(
+    (status = 200, description = "the bytes", content_type = "application/octet-stream"),
+    (status = 304, description = "If-None-Match matched"),
+    (status = 404, description = "no such file"),
+))]
+pub async fn get_file(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((ws, path)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (meta, file) = state.warrant.get_file(&caller, &ws, &path).await?;
+    let etag = etag_header(&meta.etag);
+    if header_etag(&headers, header::IF_NONE_MATCH)?.as_deref() == Some(meta.etag.as_str()) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        if let Some(v) = etag {
+            response.headers_mut().insert(header::ETAG, v);
+        }
+        return Ok(response);
+    }
+    let mut response = Body::from_stream(ReaderStream::new(file)).into_response();
+    let h = response.headers_mut();
+    if let Some(v) = etag {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&meta.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    if let Ok(v) = HeaderValue::from_str(&meta.sha256) {
+        h.insert("x-content-sha256", v);
+    }
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    Ok(response)
+}
+
+/// Deletes a file (`If-Match` to delete only a known version).
+#[utoipa::path(delete, path = "/workspaces/{ws}/files/{*path}", tag = "files", security(("bearer" = [])),
+    params(("ws" = String, Path, description = "workspace id"), ("path" = String, Path, description = "file path")),
+    responses((status = 204, description = "deleted"), (status = 404, description = "no such file")))]
+pub async fn delete_file(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((ws, path)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let if_match = header_etag(&headers, header::IF_MATCH)?;
+    state
+        .warrant
+        .delete_file(&caller, &ws, &path, if_match.as_deref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Moves or renames a file.
+#[utoipa::path(post, path = "/workspaces/{ws}/files:move", tag = "files", security(("bearer" = [])),
+    params(("ws" = String, Path, description = "workspace id")), request_body = MoveBody, responses(
+    (status = 200, description = "moved", body = FileView),
+    (status = 409, description = "the destination exists"),
+))]
+pub async fn move_file(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(ws): Path<String>,
+    JsonBody(req): JsonBody<MoveBody>,
+) -> Result<Response, ApiError> {
+    let meta = state.warrant.move_file(&caller, &ws, &req.from, &req.to).await?;
+    Ok(meta_response(StatusCode::OK, &meta))
+}

@@ -1,0 +1,158 @@
+//! The REST transport (axum): parse, call [`crate::service`], render. Nothing else.
+//! Routes and their OpenAPI description come from the same `#[utoipa::path]` annotations, so
+//! the document cannot drift from the router.
+
+mod agents;
+mod extract;
+mod files;
+mod me;
+mod orgs;
+mod problem;
+mod system;
+mod tokens;
+mod workspaces;
+
+pub use problem::{ApiError, PROBLEM_JSON};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::service::Warrant;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The service layer.
+    pub warrant: Arc<Warrant>,
+    /// The externally visible base URL (issuer and resource URLs are built from it).
+    pub public_url: Arc<str>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Warrant", description = "Authentication and authorization core: every action needs a warrant."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "identity", description = "The caller, organisations, users and agents"),
+        (name = "tokens", description = "Personal access tokens"),
+        (name = "workspaces", description = "Workspaces and membership"),
+        (name = "files", description = "Files in a workspace"),
+        (name = "system", description = "Health and description"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The `/api/v1` routes with their OpenAPI description.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me::whoami))
+        .routes(routes!(orgs::create_org))
+        .routes(routes!(orgs::get_org))
+        .routes(routes!(orgs::create_user))
+        .routes(routes!(agents::create_agent, agents::list_agents))
+        .routes(routes!(agents::delete_agent))
+        .routes(routes!(tokens::create_token, tokens::list_tokens))
+        .routes(routes!(tokens::get_token, tokens::revoke_token))
+        .routes(routes!(workspaces::create_workspace, workspaces::list_workspaces))
+        .routes(routes!(workspaces::get_workspace, workspaces::delete_workspace))
+        .routes(routes!(workspaces::list_members))
+        .routes(routes!(workspaces::set_member, workspaces::remove_member))
+        .routes(routes!(files::list_files))
+        .routes(routes!(files::put_file, files::get_file, files::delete_file))
+        .routes(routes!(files::move_file))
+}
+
+/// The OpenAPI document and the router, built together.
+pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api_routes())
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::readyz))
+        .split_for_parts();
+    // axum spells a catch-all `{*path}`; OpenAPI spells it `{path}`.
+    doc.paths.paths = std::mem::take(&mut doc.paths.paths)
+        .into_iter()
+        .map(|(path, item)| (path.replace("{*", "{"), item))
+        .collect();
+    (router, doc)
+}
+
+/// The whole HTTP application: routes, OpenAPI, and the cross-cutting layers.
+pub fn app(state: AppState) -> Router {
+    let (router, doc) = router_and_doc();
+    let doc = Arc::new(doc);
+    let x_request_id = HeaderName::from_static("x-request-id");
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(system::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), add_resource_metadata))
+        .with_state(state)
+        .layer(CatchPanicLayer::new())
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                // The path only: a query string may hold what must not be logged.
+                tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(300)))
+}
+
+/// Points every bearer challenge at the Protected Resource Metadata (RFC 9728).
+async fn add_resource_metadata(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    if let Some(challenge) = response
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("Bearer") && !v.contains("resource_metadata="))
+    {
+        let value = format!(
+            r#"{challenge}, resource_metadata="{}/.well-known/oauth-protected-resource""#,
+            state.public_url
+        );
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    response
+}

@@ -1,0 +1,60 @@
+//! Organisations and their users.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::extract::{Authenticated, JsonBody};
+use super::{AppState, problem::ApiError};
+use crate::service::orgs::{NewUser, OrgView, PrincipalView};
+
+/// A new organisation.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrg {
+    /// Display name.
+    pub name: String,
+}
+
+/// Founds an organisation; the caller becomes its owner.
+#[utoipa::path(post, path = "/orgs", tag = "identity", security(("bearer" = [])), request_body = NewOrg, responses(
+    (status = 201, description = "created", body = OrgView),
+    (status = 403, description = "refused by the pipeline"),
+))]
+pub async fn create_org(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    JsonBody(req): JsonBody<NewOrg>,
+) -> Result<(StatusCode, Json<OrgView>), ApiError> {
+    let org = state.warrant.create_org(&caller, &req.name).await?;
+    Ok((StatusCode::CREATED, Json(org)))
+}
+
+/// An organisation the caller belongs to.
+#[utoipa::path(get, path = "/orgs/{org}", tag = "identity", security(("bearer" = [])),
+    params(("org" = String, Path, description = "organisation id")), responses(
+    (status = 200, description = "the organisation", body = OrgView),
+    (status = 404, description = "unknown, or the caller does not belong to it"),
+))]
+pub async fn get_org(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(org): Path<String>,
+) -> Result<Json<OrgView>, ApiError> {
+    Ok(Json(state.warrant.get_org(&caller, &org).await?))
+}
+
+/// Creates a user in an organisation the caller administers (needs `org:admin`).
+#[utoipa::path(post, path = "/users", tag = "identity", security(("bearer" = [])), request_body = NewUser, responses(
+    (status = 201, description = "created", body = PrincipalView),
+    (status = 409, description = "the e-mail address is taken"),
+))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    JsonBody(req): JsonBody<NewUser>,
+) -> Result<(StatusCode, Json<PrincipalView>), ApiError> {
+    let user = state.warrant.create_user(&caller, req).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}

@@ -1,0 +1,31 @@
+//! Liveness, readiness and the fallback.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use super::{AppState, problem::ApiError};
+use crate::Error;
+
+/// 200 while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "the process runs")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// 200 when the database answers, 503 otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "system", responses(
+    (status = 200, description = "the database answers"),
+    (status = 503, description = "the database does not answer"),
+))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if state.warrant.store().ping().await {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+    }
+}
+
+/// Unknown routes are problems too.
+pub async fn not_found() -> ApiError {
+    Error::NotFound("route").into()
+}

@@ -1,0 +1,99 @@
+//! The actions Warrant authorizes. Each names its Cedar action and the scope a credential needs.
+
+use super::scope::Scope;
+
+/// Something a principal asks to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Download a file or read its metadata.
+    ReadFile,
+    /// List files under a prefix.
+    ListFiles,
+    /// Create or replace a file.
+    WriteFile,
+    /// Delete a file.
+    DeleteFile,
+    /// Move or rename a file (checked on both paths).
+    MoveFile,
+    /// See a workspace.
+    ReadWorkspace,
+    /// Delete a workspace.
+    DeleteWorkspace,
+    /// List a workspace's members.
+    ListMembers,
+    /// Add, change or remove a member.
+    ManageMembers,
+    /// Name or remove an owner of a workspace.
+    ManageOwners,
+    /// Create an organisation (the caller becomes its owner).
+    CreateOrg,
+    /// See an organisation.
+    ReadOrg,
+    /// Create a workspace in an organisation.
+    CreateWorkspace,
+    /// Create users in an organisation.
+    ManageUsers,
+    /// Create or remove agents, and mint their tokens.
+    ManageAgents,
+    /// Create or revoke one's own tokens.
+    ManageOwnTokens,
+}
+
+impl Action {
+    /// The Cedar action id (`Action::"<id>"`).
+    pub fn cedar_id(self) -> &'static str {
+        match self {
+            Action::ReadFile => "files:read",
+            Action::ListFiles => "files:list",
+            Action::WriteFile => "files:write",
+            Action::DeleteFile => "files:delete",
+            Action::MoveFile => "files:move",
+            Action::ReadWorkspace => "workspace:read",
+            Action::DeleteWorkspace => "workspace:delete",
+            Action::ListMembers => "members:list",
+            Action::ManageMembers => "members:manage",
+            Action::ManageOwners => "members:owners",
+            Action::CreateOrg => "org:create",
+            Action::ReadOrg => "org:read",
+            Action::CreateWorkspace => "workspace:create",
+            Action::ManageUsers => "users:manage",
+            Action::ManageAgents => "agents:manage",
+            Action::ManageOwnTokens => "tokens:manage",
+        }
+    }
+
+    /// The scope a credential must carry for this action (the scope gate).
+    pub fn required_scope(self) -> Scope {
+        match self {
+            Action::ReadFile | Action::ListFiles => Scope::FilesRead,
+            Action::WriteFile | Action::MoveFile => Scope::FilesWrite,
+            Action::DeleteFile => Scope::FilesDelete,
+            Action::ReadWorkspace | Action::ListMembers | Action::ReadOrg => Scope::WorkspacesRead,
+            Action::DeleteWorkspace | Action::CreateWorkspace => Scope::WorkspacesAdmin,
+            Action::ManageMembers | Action::ManageOwners => Scope::MembersAdmin,
+            Action::ManageUsers | Action::CreateOrg => Scope::OrgAdmin,
+            Action::ManageAgents => Scope::AgentsAdmin,
+            Action::ManageOwnTokens => Scope::TokensWrite,
+        }
+    }
+
+    /// Every action, for schema checks and docs.
+    pub const ALL: [Action; 16] = [
+        Action::ReadFile,
+        Action::ListFiles,
+        Action::WriteFile,
+        Action::DeleteFile,
+        Action::MoveFile,
+        Action::ReadWorkspace,
+        Action::DeleteWorkspace,
+        Action::ListMembers,
+        Action::ManageMembers,
+        Action::ManageOwners,
+        Action::CreateOrg,
+        Action::ReadOrg,
+        Action::CreateWorkspace,
+        Action::ManageUsers,
+        Action::ManageAgents,
+        Action::ManageOwnTokens,
+    ];
+}

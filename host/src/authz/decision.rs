@@ -1,0 +1,60 @@
+//! The outcome of the pipeline, with everything needed to explain it.
+
+use serde::Serialize;
+
+/// The stage of the pipeline that refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    /// The credential lacks the scope the action needs.
+    Scope,
+    /// The credential is limited to other workspaces.
+    Workspace,
+    /// A Cedar policy forbade it, or none permitted it.
+    Policy,
+    /// A Wasm policy plugin refused it.
+    Plugin,
+}
+
+impl Layer {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Scope => "scope",
+            Layer::Workspace => "workspace",
+            Layer::Policy => "policy",
+            Layer::Plugin => "plugin",
+        }
+    }
+}
+
+/// What the pipeline decided and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    /// True when every stage allowed the request.
+    pub allowed: bool,
+    /// The stage that refused (None when allowed).
+    pub layer: Option<Layer>,
+    /// Human-readable reasons, most specific first.
+    pub reasons: Vec<String>,
+    /// The ids of the Cedar policies that determined the outcome.
+    pub policy_ids: Vec<String>,
+    /// For a scope refusal: the scope that was missing.
+    pub required_scope: Option<&'static str>,
+    /// Time spent deciding, in microseconds.
+    pub elapsed_us: u64,
+}
+
+impl Decision {
+    /// A refusal by `layer`.
+    pub fn deny(layer: Layer, reason: String) -> Self {
+        Decision {
+            allowed: false,
+            layer: Some(layer),
+            reasons: vec![reason],
+            policy_ids: Vec::new(),
+            required_scope: None,
+            elapsed_us: 0,
+        }
+    }
+}

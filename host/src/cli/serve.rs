@@ -1,0 +1,108 @@
+//! `warrant serve`: open, bootstrap an empty database, listen, shut down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracing_subscriber::EnvFilter;
+
+use crate::api::{self, AppState};
+use crate::config::ServeConfig;
+use crate::service::{Settings, Warrant};
+
+/// Structured logs on stderr; JSON when `WARRANT_LOG_FORMAT=json`; level from `RUST_LOG`.
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = std::env::var("WARRANT_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    // A second initialisation (in tests) is harmless: keep the first.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Runs the server until SIGTERM or SIGINT; in-flight requests finish first.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let settings = Settings {
+        max_upload_bytes: config.max_upload_bytes,
+    };
+    let warrant = Warrant::open(&config.database.database_url, &config.data_dir, settings)
+        .await
+        .with_context(|| {
+            format!(
+                "could not open the database {}",
+                crate::store::redact_url(&config.database.database_url)
+            )
+        })?;
+    warrant
+        .prepare_storage()
+        .await
+        .with_context(|| format!("could not prepare the data folder {}", config.data_dir.display()))?;
+    if !config.no_bootstrap && warrant.needs_bootstrap().await? {
+        let output = warrant
+            .bootstrap("owner@localhost", None, "Default organisation")
+            .await
+            .context("could not bootstrap the empty database")?;
+        super::print_json_line(&output)?;
+        eprintln!(
+            "warrant: created the first organisation and its owner; the owner token above is shown only once"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", config.listen))?;
+    let bound = listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"))
+        .trim_end_matches('/')
+        .to_string();
+    let warrant = Arc::new(warrant);
+    let state = AppState {
+        warrant: warrant.clone(),
+        public_url: public_url.into(),
+    };
+    println!("warrant listening on http://{bound}");
+    tracing::info!(%bound, "listening");
+    axum::serve(
+        listener,
+        api::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("the server failed")?;
+    tracing::info!("shut down; closing the database");
+    warrant.store().close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

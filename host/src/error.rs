@@ -1,0 +1,102 @@
+//! The one error type of the library. Each variant has a stable machine `code`; the REST
+//! transport maps it to problem+json in one place (`api::problem`).
+
+use crate::authz::{Decision, Layer};
+
+/// Result with the library error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No credential at all.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// A credential that is malformed, unknown, expired or revoked.
+    #[error("invalid credential: {0}")]
+    InvalidToken(&'static str),
+    /// A credential offered in the query string, where it would leak into logs.
+    #[error("credentials are accepted only in the Authorization header, never in the query string")]
+    TokenInQuery,
+    /// The pipeline refused the action.
+    #[error("{}", .0.reasons.first().map(String::as_str).unwrap_or("forbidden"))]
+    Forbidden(Box<Decision>),
+    /// Missing, or not visible to the caller.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// `If-Match` did not match the current version.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// A body over the configured limit.
+    #[error("the body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// A file path that is not allowed.
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
+    /// Malformed input.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Well-formed input that cannot be processed.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// A database failure.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// A storage failure.
+    #[error("storage error")]
+    Io(#[from] std::io::Error),
+    /// Anything else that is the server's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A refusal by the pipeline at `layer` with one reason.
+    pub fn forbidden(layer: Layer, reason: impl Into<String>) -> Self {
+        Error::Forbidden(Box::new(Decision::deny(layer, reason.into())))
+    }
+
+    /// The stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Unauthenticated => "unauthenticated",
+            Error::InvalidToken(_) => "invalid_token",
+            Error::TokenInQuery => "token_in_query",
+            Error::Forbidden(d) => match d.layer {
+                Some(Layer::Scope) => "insufficient_scope",
+                Some(Layer::Workspace) => "workspace_not_allowed",
+                Some(Layer::Plugin) => "plugin_denied",
+                Some(Layer::Policy) | None => "policy_denied",
+            },
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::PreconditionFailed(_) => "precondition_failed",
+            Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::InvalidPath(_) => "invalid_path",
+            Error::BadRequest(_) => "bad_request",
+            Error::Unprocessable(_) => "unprocessable",
+            Error::Database(_) | Error::Io(_) | Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status this error means.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::Unauthenticated | Error::InvalidToken(_) => 401,
+            Error::TokenInQuery | Error::InvalidPath(_) | Error::BadRequest(_) => 400,
+            Error::Forbidden(_) => 403,
+            Error::NotFound(_) => 404,
+            Error::Conflict(_) => 409,
+            Error::PreconditionFailed(_) => 412,
+            Error::PayloadTooLarge { .. } => 413,
+            Error::Unprocessable(_) => 422,
+            Error::Database(_) | Error::Io(_) | Error::Internal(_) => 500,
+        }
+    }
+}

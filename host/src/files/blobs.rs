@@ -1,0 +1,133 @@
+//! Blob storage on disk. Every version of a file is its own blob, written to a temporary file,
+//! fsynced and renamed into place, so a crash never leaves a half-written blob visible and
+//! readers of an older version are never disturbed by a writer.
+
+use std::path::{Path, PathBuf};
+
+use futures::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use tokio::fs;
+use tokio::io::AsyncWriteExt;
+
+use crate::Error;
+
+/// A blob written to disk.
+#[derive(Debug, Clone)]
+pub struct StoredBlob {
+    /// Its id (also its file name).
+    pub id: String,
+    /// Bytes written.
+    pub size: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+}
+
+/// The folder of blobs under the data directory.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl BlobStore {
+    /// Names `<data_dir>/blobs` and `<data_dir>/tmp`; touches nothing on disk until
+    /// [`BlobStore::prepare`], so admin commands that never store files create no folders.
+    pub fn new(data_dir: &Path) -> Self {
+        BlobStore {
+            root: data_dir.join("blobs"),
+            tmp: data_dir.join("tmp"),
+        }
+    }
+
+    /// Creates the folders and clears temporary files a crash left behind.
+    pub async fn prepare(&self) -> Result<(), Error> {
+        fs::create_dir_all(&self.root).await?;
+        if fs::try_exists(&self.tmp).await? {
+            fs::remove_dir_all(&self.tmp).await?;
+        }
+        fs::create_dir_all(&self.tmp).await?;
+        Ok(())
+    }
+
+    fn path_of(&self, id: &str) -> PathBuf {
+        // Two levels of fan-out keep folders small.
+        self.root.join(&id[id.len().saturating_sub(2)..]).join(id)
+    }
+
+    /// Streams `body` to a new blob, hashing as it goes; refuses more than `limit` bytes.
+    pub async fn write<S, E>(&self, body: S, limit: u64) -> Result<StoredBlob, Error>
+    where
+        S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let tmp_path = self.tmp.join(&id);
+        let result = self.write_tmp(&tmp_path, body, limit).await;
+        let (size, sha256) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp_path).await;
+                return Err(e);
+            }
+        };
+        let final_path = self.path_of(&id);
+        if let Some(parent) = final_path.parent() {
+            fs::create_dir_all(parent).await?;
+        }
+        fs::rename(&tmp_path, &final_path).await?;
+        if let Some(parent) = final_path.parent() {
+            // Make the rename itself durable.
+            fs::File::open(parent).await?.sync_all().await?;
+        }
+        Ok(StoredBlob { id, size, sha256 })
+    }
+
+    async fn write_tmp<S, E>(&self, path: &Path, mut body: S, limit: u64) -> Result<(u64, String), Error>
+    where
+        S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut file = fs::File::create(path).await?;
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| classify_body_error(&e.to_string(), limit))?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(Error::PayloadTooLarge { limit });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        file.sync_all().await?;
+        Ok((size, hex::encode(hasher.finalize())))
+    }
+
+    /// Opens a blob for reading.
+    pub async fn open_blob(&self, id: &str) -> Result<fs::File, Error> {
+        match fs::File::open(self.path_of(id)).await {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound("file")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a blob no version points at any more; a missing blob is not an error.
+    pub async fn remove(&self, id: &str) {
+        if let Err(e) = fs::remove_file(self.path_of(id)).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(blob = id, error = %e, "could not remove an unused blob");
+            }
+        }
+    }
+}
+
+/// A body stream error caused by the transport's own length limit is a 413, not a 400.
+fn classify_body_error(message: &str, limit: u64) -> Error {
+    if message.contains("length limit") {
+        Error::PayloadTooLarge { limit }
+    } else {
+        Error::BadRequest(format!("the request body could not be read: {message}"))
+    }
+}

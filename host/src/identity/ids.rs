@@ -1,0 +1,75 @@
+//! Typed identifiers, so a workspace id can never be passed where a principal id is meant.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A fresh random id with a readable prefix, e.g. `ws_9f1c…`.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// A new random id.
+            pub fn generate() -> Self {
+                Self(new_id($prefix))
+            }
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Identifies an organisation.
+    OrgId, "org");
+id_type!(
+    /// Identifies a workspace.
+    WorkspaceId, "ws");
+id_type!(
+    /// Identifies a credential (never its secret).
+    TokenId, "tok");
+
+/// Identifies a user, agent or client; the prefix depends on the kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PrincipalId(pub String);
+
+impl PrincipalId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PrincipalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for PrincipalId {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}

@@ -1,0 +1,76 @@
+//! Authentication: a bearer credential becomes a [`Caller`]. A token whose checksum fails is
+//! refused before any database lookup.
+
+use std::net::IpAddr;
+
+use super::Warrant;
+use crate::authz::{Caller, CredentialKind, Grant, ScopeSet, Transport};
+use crate::credentials::pat;
+use crate::identity::TokenId;
+use crate::store;
+use crate::{Error, Result};
+
+/// How often, at most, a token's last-used time and address are written.
+const LAST_USE_WRITE_INTERVAL_SECS: i64 = 60;
+
+impl Warrant {
+    /// Authenticates a bearer token presented on `transport` from `client_addr`.
+    pub async fn authenticate(
+        &self,
+        bearer: &str,
+        client_addr: Option<IpAddr>,
+        transport: Transport,
+    ) -> Result<Caller> {
+        pat::check_format(bearer).map_err(|e| match e {
+            pat::FormatError::NotAPat => Error::InvalidToken("unrecognised token format"),
+            pat::FormatError::Malformed => Error::InvalidToken("malformed token"),
+            pat::FormatError::BadChecksum => Error::InvalidToken("token checksum mismatch"),
+        })?;
+        let (record, principal) = store::tokens::find_by_hash(self.store.pool(), &pat::hash(bearer))
+            .await?
+            .ok_or(Error::InvalidToken("unknown token"))?;
+        let now = store::now();
+        if record.revoked_at.is_some() {
+            return Err(Error::InvalidToken("the token has been revoked"));
+        }
+        if record.expires_at <= now {
+            return Err(Error::InvalidToken("the token has expired"));
+        }
+        let scopes = ScopeSet::parse(record.scopes.split_whitespace())
+            .map_err(|s| Error::Internal(format!("stored token has unknown scope {s}")))?;
+        self.note_use(&record.id, record.last_used_at, now, client_addr);
+        Ok(Caller {
+            principal,
+            grant: Grant {
+                kind: CredentialKind::Pat,
+                credential_id: record.id.0,
+                scopes,
+                workspaces: record.workspaces,
+            },
+            client_addr,
+            transport,
+        })
+    }
+
+    /// Records a use off the request path, at most once a minute per token.
+    fn note_use(&self, id: &TokenId, stored: Option<i64>, now: i64, addr: Option<IpAddr>) {
+        {
+            let Ok(mut written) = self.last_use_written.lock() else {
+                return;
+            };
+            let last = written.get(id.as_str()).copied().or(stored).unwrap_or(i64::MIN);
+            if now.saturating_sub(last) < LAST_USE_WRITE_INTERVAL_SECS {
+                return;
+            }
+            written.insert(id.0.clone(), now);
+        }
+        let pool = self.store.pool().clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let addr = addr.map(|a| a.to_string());
+            if let Err(e) = store::tokens::touch(&pool, &id, now, addr.as_deref()).await {
+                tracing::warn!(token = %id, error = %e, "could not record a token's last use");
+            }
+        });
+    }
+}

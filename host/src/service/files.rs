@@ -1,0 +1,231 @@
+//! File operations: every one authorizes its path through the pipeline, then acts. Bodies
+//! stream to disk; metadata changes are single compare-and-swap statements.
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::Stream;
+
+use super::Warrant;
+use crate::authz::{Action, Caller};
+use crate::files::{FilePath, FolderPrefix};
+use crate::identity::WorkspaceId;
+use crate::store::files::FileMeta;
+use crate::store::{self, is_unique_violation};
+use crate::{Error, Result};
+
+/// A request body, streamed.
+pub type FileBody = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// Preconditions of a write (`If-Match`, `If-None-Match: *`).
+#[derive(Debug, Clone, Default)]
+pub struct WriteConditions {
+    /// Replace only the version with this etag (`*`: only if the file exists).
+    pub if_match: Option<String>,
+    /// Create only: fail if the file exists.
+    pub if_none_match_any: bool,
+}
+
+/// What a write did.
+#[derive(Debug)]
+pub struct PutOutcome {
+    /// The new version.
+    pub meta: FileMeta,
+    /// True when the path did not exist before.
+    pub created: bool,
+}
+
+/// How many times a writer retries after losing a race before giving up with 409.
+const MAX_WRITE_ATTEMPTS: usize = 64;
+/// The most files one listing returns.
+const LIST_LIMIT: i64 = 10_000;
+
+impl Warrant {
+    /// Creates or replaces a file with the streamed `body`.
+    pub async fn put_file(
+        &self,
+        caller: &Caller,
+        ws: &str,
+        path: &str,
+        content_type: Option<&str>,
+        declared_len: Option<u64>,
+        conditions: WriteConditions,
+        body: FileBody,
+    ) -> Result<PutOutcome> {
+        let ws = WorkspaceId(ws.to_string());
+        let path = FilePath::parse(path)?;
+        self.workspace_access(caller, &ws, Action::WriteFile, Some(path.as_str())).await?;
+        let limit = self.settings.max_upload_bytes;
+        if declared_len.is_some_and(|n| n > limit) {
+            return Err(Error::PayloadTooLarge { limit });
+        }
+        let content_type = content_type
+            .filter(|c| !c.is_empty() && c.len() <= 255 && !c.chars().any(char::is_control))
+            .unwrap_or("application/octet-stream");
+        let blob = self.blobs.write(body, limit).await?;
+        let mut meta = FileMeta {
+            workspace_id: ws.clone(),
+            path: path.as_str().to_string(),
+            blob_id: blob.id.clone(),
+            size: i64::try_from(blob.size).unwrap_or(i64::MAX),
+            etag: format!("{}-{}", &blob.sha256[..16], &blob.id[..8]),
+            sha256: blob.sha256,
+            content_type: content_type.to_string(),
+            updated_by: caller.principal.id.clone(),
+            updated_at: store::now(),
+        };
+        let outcome = self.install_version(&mut meta, &conditions).await;
+        match outcome {
+            Ok((created, replaced_blob)) => {
+                if let Some(old) = replaced_blob {
+                    self.blobs.remove(&old).await;
+                }
+                self.audit(caller, "file.write", &format!("{ws}/{}", meta.path), Some(meta.sha256.clone()))
+                    .await;
+                Ok(PutOutcome { meta, created })
+            }
+            Err(e) => {
+                self.blobs.remove(&blob.id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Points the path at the new blob, retrying when a concurrent writer wins a round.
+    /// Returns whether the file was created and the blob it replaced.
+    async fn install_version(
+        &self,
+        meta: &mut FileMeta,
+        conditions: &WriteConditions,
+    ) -> Result<(bool, Option<String>)> {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let current = store::files::get(self.store.pool(), &meta.workspace_id, &meta.path).await?;
+            match &current {
+                Some(cur) => {
+                    if conditions.if_none_match_any {
+                        return Err(Error::PreconditionFailed(format!("{} already exists", meta.path)));
+                    }
+                    if let Some(expected) = conditions.if_match.as_deref() {
+                        if expected != "*" && expected != cur.etag {
+                            return Err(Error::PreconditionFailed(format!(
+                                "{} has changed: its current etag is \"{}\"",
+                                meta.path, cur.etag
+                            )));
+                        }
+                    }
+                    if store::files::replace_if_current(self.store.pool(), meta, &cur.blob_id).await? {
+                        return Ok((false, Some(cur.blob_id.clone())));
+                    }
+                }
+                None => {
+                    if conditions.if_match.is_some() {
+                        return Err(Error::PreconditionFailed(format!(
+                            "{} does not exist, so If-Match cannot match",
+                            meta.path
+                        )));
+                    }
+                    if store::files::insert_new(self.store.pool(), meta).await? {
+                        return Ok((true, None));
+                    }
+                }
+            }
+        }
+        Err(Error::Conflict(format!(
+            "{} is being written by others too often; try again",
+            meta.path
+        )))
+    }
+
+    /// A file's metadata and an open handle on its bytes.
+    pub async fn get_file(&self, caller: &Caller, ws: &str, path: &str) -> Result<(FileMeta, tokio::fs::File)> {
+        let ws = WorkspaceId(ws.to_string());
+        let path = FilePath::parse(path)?;
+        self.workspace_access(caller, &ws, Action::ReadFile, Some(path.as_str())).await?;
+        // A concurrent replace may remove the blob between the two reads: read again then.
+        for _ in 0..3 {
+            let meta = store::files::get(self.store.pool(), &ws, path.as_str())
+                .await?
+                .ok_or(Error::NotFound("file"))?;
+            match self.blobs.open_blob(&meta.blob_id).await {
+                Ok(file) => return Ok((meta, file)),
+                Err(Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict("the file is changing too fast to be read; try again".into()))
+    }
+
+    /// Deletes a file (only the version with `if_match`, when given).
+    pub async fn delete_file(&self, caller: &Caller, ws: &str, path: &str, if_match: Option<&str>) -> Result<()> {
+        let ws = WorkspaceId(ws.to_string());
+        let path = FilePath::parse(path)?;
+        self.workspace_access(caller, &ws, Action::DeleteFile, Some(path.as_str())).await?;
+        let etag = if_match.filter(|e| *e != "*");
+        match store::files::delete(self.store.pool(), &ws, path.as_str(), etag).await? {
+            Some(blob) => {
+                self.blobs.remove(&blob).await;
+                self.audit(caller, "file.delete", &format!("{ws}/{}", path.as_str()), None).await;
+                Ok(())
+            }
+            None if etag.is_some()
+                && store::files::get(self.store.pool(), &ws, path.as_str()).await?.is_some() =>
+            {
+                Err(Error::PreconditionFailed(format!("{} has changed", path.as_str())))
+            }
+            None => Err(Error::NotFound("file")),
+        }
+    }
+
+    /// The files under a folder prefix.
+    pub async fn list_files(&self, caller: &Caller, ws: &str, prefix: &str) -> Result<Vec<FileMeta>> {
+        let ws = WorkspaceId(ws.to_string());
+        let prefix = FolderPrefix::parse(prefix)?;
+        let target = Some(prefix.as_str()).filter(|p| !p.is_empty());
+        self.workspace_access(caller, &ws, Action::ListFiles, target).await?;
+        Ok(store::files::list(self.store.pool(), &ws, prefix.as_str(), LIST_LIMIT).await?)
+    }
+
+    /// Moves or renames a file; both paths must be allowed, and `to` must be free.
+    pub async fn move_file(&self, caller: &Caller, ws: &str, from: &str, to: &str) -> Result<FileMeta> {
+        let ws = WorkspaceId(ws.to_string());
+        let from = FilePath::parse(from)?;
+        let to = FilePath::parse(to)?;
+        self.workspace_access(caller, &ws, Action::MoveFile, Some(from.as_str())).await?;
+        self.workspace_access(caller, &ws, Action::MoveFile, Some(to.as_str())).await?;
+        if from == to {
+            return Err(Error::Unprocessable("from and to are the same path".into()));
+        }
+        if store::files::get(self.store.pool(), &ws, to.as_str()).await?.is_some() {
+            return Err(Error::Conflict(format!("{} already exists", to.as_str())));
+        }
+        let moved = store::files::rename(
+            self.store.pool(),
+            &ws,
+            from.as_str(),
+            to.as_str(),
+            &caller.principal.id,
+            store::now(),
+        )
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::Conflict(format!("{} already exists", to.as_str()))
+            } else {
+                Error::Database(e)
+            }
+        })?;
+        if !moved {
+            return Err(Error::NotFound("file"));
+        }
+        self.audit(
+            caller,
+            "file.move",
+            &format!("{ws}/{}", from.as_str()),
+            Some(format!("to {}", to.as_str())),
+        )
+        .await;
+        store::files::get(self.store.pool(), &ws, to.as_str())
+            .await?
+            .ok_or(Error::NotFound("file"))
+    }
+}

@@ -1,0 +1,175 @@
+//! Organisations and their users.
+
+use serde::{Deserialize, Serialize};
+
+use super::tokens::{conflict_on_unique, rfc3339};
+use super::{Warrant, check_name};
+use crate::authz::{Action, Caller, Target};
+use crate::credentials::password;
+use crate::identity::{Org, OrgId, OrgRole, Principal, PrincipalId, PrincipalKind};
+use crate::store;
+use crate::{Error, Result};
+
+/// An organisation as shown over the API.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OrgView {
+    /// `org_…`
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The longest token lifetime allowed, in days.
+    pub max_token_days: i64,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<&Org> for OrgView {
+    fn from(o: &Org) -> Self {
+        OrgView {
+            id: o.id.0.clone(),
+            name: o.name.clone(),
+            max_token_days: o.max_token_days,
+            created_at: rfc3339(o.created_at),
+        }
+    }
+}
+
+/// A user to create in an organisation.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// The organisation.
+    pub org_id: String,
+    /// Sign-in address, unique.
+    pub email: String,
+    /// Display name (default: the e-mail address).
+    pub name: Option<String>,
+    /// Initial password (at least 12 characters); without one the user cannot sign in yet.
+    pub password: Option<String>,
+    /// `admin` or `member` (default).
+    pub role: Option<String>,
+}
+
+/// A principal as shown over the API.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PrincipalView {
+    /// `usr_…` or `agt_…`
+    pub id: String,
+    /// user | agent | client
+    pub kind: &'static str,
+    /// Display name.
+    pub name: String,
+    /// E-mail address (users).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The organisation.
+    pub org_id: String,
+    /// Who created it.
+    pub created_by: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<&Principal> for PrincipalView {
+    fn from(p: &Principal) -> Self {
+        PrincipalView {
+            id: p.id.0.clone(),
+            kind: p.kind.as_str(),
+            name: p.name.clone(),
+            email: p.email.clone(),
+            org_id: p.org_id.0.clone(),
+            created_by: p.created_by.as_ref().map(|c| c.0.clone()),
+            created_at: rfc3339(p.created_at),
+        }
+    }
+}
+
+/// Checks the shape of an e-mail address (the mailbox itself is proven elsewhere).
+pub(super) fn check_email(email: &str) -> Result<()> {
+    let ok = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') || domain == "localhost");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Unprocessable(format!("`{email}` is not an e-mail address")))
+    }
+}
+
+impl Warrant {
+    /// Founds an organisation; the caller becomes its owner.
+    pub async fn create_org(&self, caller: &Caller, name: &str) -> Result<OrgView> {
+        check_name("an organisation name", name)?;
+        let org = Org {
+            id: OrgId::generate(),
+            name: name.trim().to_string(),
+            max_token_days: 90,
+            created_at: store::now(),
+        };
+        self.authorize(caller, Action::CreateOrg, Target::Org { org: &org.id, role: None })?;
+        let mut tx = self.store.pool().begin().await?;
+        store::orgs::insert(&mut *tx, &org).await?;
+        store::orgs::set_member(&mut *tx, &org.id, &caller.principal.id, OrgRole::Owner).await?;
+        tx.commit().await?;
+        self.audit(caller, "org.create", org.id.as_str(), None).await;
+        Ok(OrgView::from(&org))
+    }
+
+    /// An organisation the caller belongs to.
+    pub async fn get_org(&self, caller: &Caller, id: &str) -> Result<OrgView> {
+        let id = OrgId(id.to_string());
+        self.org_access(caller, &id, Action::ReadOrg).await?;
+        let org = store::orgs::get(self.store.pool(), &id)
+            .await?
+            .ok_or(Error::NotFound("organisation"))?;
+        Ok(OrgView::from(&org))
+    }
+
+    /// Creates a user in an organisation the caller administers.
+    pub async fn create_user(&self, caller: &Caller, req: NewUser) -> Result<PrincipalView> {
+        let org = OrgId(req.org_id);
+        self.org_access(caller, &org, Action::ManageUsers).await?;
+        check_email(&req.email)?;
+        let name = req.name.unwrap_or_else(|| req.email.clone());
+        check_name("a user name", &name)?;
+        let role = match req.role.as_deref() {
+            None | Some("member") => OrgRole::Member,
+            Some("admin") => OrgRole::Admin,
+            Some(other) => {
+                return Err(Error::Unprocessable(format!(
+                    "role `{other}` cannot be given here; use `admin` or `member`"
+                )));
+            }
+        };
+        let password_hash = match req.password {
+            Some(p) => {
+                password::check_strength(&p)?;
+                Some(
+                    tokio::task::spawn_blocking(move || password::hash(&p))
+                        .await
+                        .map_err(|e| Error::Internal(e.to_string()))??,
+                )
+            }
+            None => None,
+        };
+        let user = Principal {
+            id: PrincipalId(crate::identity::new_id("usr")),
+            kind: PrincipalKind::User,
+            name,
+            email: Some(req.email),
+            org_id: org.clone(),
+            created_by: Some(caller.principal.id.clone()),
+            created_at: store::now(),
+        };
+        let mut tx = self.store.pool().begin().await?;
+        store::principals::insert(&mut *tx, &user, password_hash.as_deref())
+            .await
+            .map_err(conflict_on_unique("a user with this e-mail address"))?;
+        store::orgs::set_member(&mut *tx, &org, &user.id, role).await?;
+        tx.commit().await?;
+        self.audit(caller, "user.create", user.id.as_str(), None).await;
+        Ok(PrincipalView::from(&user))
+    }
+}

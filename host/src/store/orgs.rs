@@ -1,0 +1,86 @@
+//! Organisations and their members.
+
+use sqlx::any::AnyExecutor;
+use sqlx::Row;
+
+use crate::identity::{Org, OrgId, OrgRole, PrincipalId};
+
+/// Stores a new organisation.
+pub async fn insert<'c>(db: impl AnyExecutor<'c>, org: &Org) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO orgs (id, name, max_token_days, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(org.id.as_str())
+        .bind(&org.name)
+        .bind(org.max_token_days)
+        .bind(org.created_at)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// One organisation.
+pub async fn get<'c>(db: impl AnyExecutor<'c>, id: &OrgId) -> Result<Option<Org>, sqlx::Error> {
+    let row = sqlx::query("SELECT id, name, max_token_days, created_at FROM orgs WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(db)
+        .await?;
+    row.map(|r| {
+        Ok(Org {
+            id: OrgId(r.try_get("id")?),
+            name: r.try_get("name")?,
+            max_token_days: r.try_get("max_token_days")?,
+            created_at: r.try_get("created_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// True when no organisation exists yet (a fresh database).
+pub async fn is_empty<'c>(db: impl AnyExecutor<'c>) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM orgs").fetch_one(db).await?;
+    Ok(row.try_get::<i64, _>("n")? == 0)
+}
+
+/// Gives `principal` a role in `org`, replacing any previous one.
+pub async fn set_member<'c>(
+    db: impl AnyExecutor<'c>,
+    org: &OrgId,
+    principal: &PrincipalId,
+    role: OrgRole,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO org_members (org_id, principal_id, role, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (org_id, principal_id) DO UPDATE SET role = excluded.role",
+    )
+    .bind(org.as_str())
+    .bind(principal.as_str())
+    .bind(role.as_str())
+    .bind(super::now())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The role of `principal` in `org`, if any.
+pub async fn member_role<'c>(
+    db: impl AnyExecutor<'c>,
+    org: &OrgId,
+    principal: &PrincipalId,
+) -> Result<Option<OrgRole>, sqlx::Error> {
+    let row = sqlx::query("SELECT role FROM org_members WHERE org_id = $1 AND principal_id = $2")
+        .bind(org.as_str())
+        .bind(principal.as_str())
+        .fetch_optional(db)
+        .await?;
+    Ok(row
+        .map(|r| r.try_get::<String, _>("role"))
+        .transpose()?
+        .and_then(|s| OrgRole::parse(&s)))
+}
+
+/// True when some organisation already has an owner (bootstrap refuses to run twice).
+pub async fn has_owner<'c>(db: impl AnyExecutor<'c>) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM org_members WHERE role = 'owner'")
+        .fetch_one(db)
+        .await?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
+}

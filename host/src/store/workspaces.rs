@@ -1,0 +1,179 @@
+//! Workspaces and their members.
+
+use sqlx::any::{AnyExecutor, AnyRow};
+use sqlx::Row;
+
+use crate::identity::{Member, OrgId, PrincipalId, PrincipalKind, Role, Workspace, WorkspaceId};
+
+fn from_row(r: &AnyRow) -> Result<Workspace, sqlx::Error> {
+    Ok(Workspace {
+        id: WorkspaceId(r.try_get("id")?),
+        org_id: OrgId(r.try_get("org_id")?),
+        name: r.try_get("name")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn role_from_row(r: &AnyRow) -> Result<Role, sqlx::Error> {
+    let role: String = r.try_get("role")?;
+    Role::parse(&role).ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role}").into()))
+}
+
+/// Stores a new workspace.
+pub async fn insert<'c>(
+    db: impl AnyExecutor<'c>,
+    ws: &Workspace,
+    created_by: &PrincipalId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO workspaces (id, org_id, name, created_by, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(ws.id.as_str())
+    .bind(ws.org_id.as_str())
+    .bind(&ws.name)
+    .bind(created_by.as_str())
+    .bind(ws.created_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// One workspace with the role `principal` holds in it (None when it has none).
+pub async fn get_with_role<'c>(
+    db: impl AnyExecutor<'c>,
+    id: &WorkspaceId,
+    principal: &PrincipalId,
+) -> Result<Option<(Workspace, Option<Role>)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT w.id, w.org_id, w.name, w.created_at, m.role FROM workspaces w \
+         LEFT JOIN workspace_members m ON m.workspace_id = w.id AND m.principal_id = $2 \
+         WHERE w.id = $1",
+    )
+    .bind(id.as_str())
+    .bind(principal.as_str())
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        let role = match r.try_get::<Option<String>, _>("role")? {
+            Some(_) => Some(role_from_row(&r)?),
+            None => None,
+        };
+        Ok((from_row(&r)?, role))
+    })
+    .transpose()
+}
+
+/// The workspaces where `principal` holds a role, with that role.
+pub async fn list_for_principal<'c>(
+    db: impl AnyExecutor<'c>,
+    principal: &PrincipalId,
+) -> Result<Vec<(Workspace, Role)>, sqlx::Error> {
+    sqlx::query(
+        "SELECT w.id, w.org_id, w.name, w.created_at, m.role FROM workspaces w \
+         JOIN workspace_members m ON m.workspace_id = w.id WHERE m.principal_id = $1 \
+         ORDER BY w.created_at, w.id",
+    )
+    .bind(principal.as_str())
+    .fetch_all(db)
+    .await?
+    .iter()
+    .map(|r| Ok((from_row(r)?, role_from_row(r)?)))
+    .collect()
+}
+
+/// Deletes a workspace; members and file metadata cascade.
+pub async fn delete<'c>(db: impl AnyExecutor<'c>, id: &WorkspaceId) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM workspaces WHERE id = $1")
+        .bind(id.as_str())
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Gives `principal` a role in the workspace, replacing any previous one.
+pub async fn set_member<'c>(
+    db: impl AnyExecutor<'c>,
+    ws: &WorkspaceId,
+    principal: &PrincipalId,
+    role: Role,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO workspace_members (workspace_id, principal_id, role, created_at) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (workspace_id, principal_id) DO UPDATE SET role = excluded.role",
+    )
+    .bind(ws.as_str())
+    .bind(principal.as_str())
+    .bind(role.as_str())
+    .bind(super::now())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The role of `principal` in the workspace.
+pub async fn member_role<'c>(
+    db: impl AnyExecutor<'c>,
+    ws: &WorkspaceId,
+    principal: &PrincipalId,
+) -> Result<Option<Role>, sqlx::Error> {
+    sqlx::query("SELECT role FROM workspace_members WHERE workspace_id = $1 AND principal_id = $2")
+        .bind(ws.as_str())
+        .bind(principal.as_str())
+        .fetch_optional(db)
+        .await?
+        .map(|r| role_from_row(&r))
+        .transpose()
+}
+
+/// Removes a member; true when there was one.
+pub async fn remove_member<'c>(
+    db: impl AnyExecutor<'c>,
+    ws: &WorkspaceId,
+    principal: &PrincipalId,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM workspace_members WHERE workspace_id = $1 AND principal_id = $2")
+        .bind(ws.as_str())
+        .bind(principal.as_str())
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The members of a workspace.
+pub async fn members<'c>(
+    db: impl AnyExecutor<'c>,
+    ws: &WorkspaceId,
+) -> Result<Vec<Member>, sqlx::Error> {
+    sqlx::query(
+        "SELECT m.principal_id, p.kind, p.name, m.role FROM workspace_members m \
+         JOIN principals p ON p.id = m.principal_id WHERE m.workspace_id = $1 \
+         ORDER BY m.created_at, m.principal_id",
+    )
+    .bind(ws.as_str())
+    .fetch_all(db)
+    .await?
+    .iter()
+    .map(|r| {
+        let kind: String = r.try_get("kind")?;
+        Ok(Member {
+            principal_id: PrincipalId(r.try_get("principal_id")?),
+            kind: PrincipalKind::parse(&kind)
+                .ok_or_else(|| sqlx::Error::Decode(format!("unknown kind {kind}").into()))?,
+            name: r.try_get("name")?,
+            role: role_from_row(r)?,
+        })
+    })
+    .collect()
+}
+
+/// How many owners a workspace has (the last one may not leave).
+pub async fn owner_count<'c>(db: impl AnyExecutor<'c>, ws: &WorkspaceId) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM workspace_members WHERE workspace_id = $1 AND role = 'owner'",
+    )
+    .bind(ws.as_str())
+    .fetch_one(db)
+    .await?;
+    row.try_get("n")
+}
