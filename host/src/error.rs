@@ -24,6 +24,9 @@ pub enum Error {
     /// Missing, or not visible to the caller.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The route exists, the method does not.
+    #[error("this method is not allowed on this route")]
+    MethodNotAllowed,
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -42,6 +45,9 @@ pub enum Error {
     /// Malformed input.
     #[error("{0}")]
     BadRequest(String),
+    /// Cedar text that does not parse or validate; every problem, located.
+    #[error("the policy set does not parse or validate: {} problem(s)", .0.len())]
+    InvalidPolicy(Vec<crate::authz::cedar::Diagnostic>),
     /// Well-formed input that cannot be processed.
     #[error("{0}")]
     Unprocessable(String),
@@ -75,11 +81,13 @@ impl Error {
                 Some(Layer::Policy) | None => "policy_denied",
             },
             Error::NotFound(_) => "not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
             Error::Conflict(_) => "conflict",
             Error::PreconditionFailed(_) => "precondition_failed",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::InvalidPath(_) => "invalid_path",
             Error::BadRequest(_) => "bad_request",
+            Error::InvalidPolicy(_) => "invalid_policy",
             Error::Unprocessable(_) => "unprocessable",
             Error::Database(_) | Error::Io(_) | Error::Internal(_) => "internal",
         }
@@ -89,9 +97,13 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::Unauthenticated | Error::InvalidToken(_) => 401,
-            Error::TokenInQuery | Error::InvalidPath(_) | Error::BadRequest(_) => 400,
+            Error::TokenInQuery
+            | Error::InvalidPath(_)
+            | Error::BadRequest(_)
+            | Error::InvalidPolicy(_) => 400,
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
+            Error::MethodNotAllowed => 405,
             Error::Conflict(_) => 409,
             Error::PreconditionFailed(_) => 412,
             Error::PayloadTooLarge { .. } => 413,

@@ -118,13 +118,21 @@ pub fn warrant_bin() -> PathBuf {
             None => workspace.join("target"),
         };
         candidates.push(target.join("debug").join(&name));
-        candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
-            panic!(
-                "the warrant server binary was not found (looked at {}); \
+        candidates
+            .iter()
+            .find(|p| p.is_file())
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!(
+                    "the warrant server binary was not found (looked at {}); \
                  run `cargo build -p warrant` first, or set WARRANT_BIN",
-                candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-            )
-        })
+                    candidates
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
     })
     .clone()
 }
@@ -132,7 +140,14 @@ pub fn warrant_bin() -> PathBuf {
 /// A `warrant` command with the environment variables that could redirect it removed.
 pub fn warrant_command() -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(warrant_bin());
-    for var in ["DATABASE_URL", "WARRANT_LISTEN", "WARRANT_DATA_DIR", "WARRANT_PUBLIC_URL"] {
+    for var in [
+        "DATABASE_URL",
+        "WARRANT_LISTEN",
+        "WARRANT_DATA_DIR",
+        "WARRANT_PUBLIC_URL",
+        "WARRANT_MAX_UPLOAD_BYTES",
+        "WARRANT_NO_BOOTSTRAP",
+    ] {
         cmd.env_remove(var);
     }
     cmd.stdin(Stdio::null());
@@ -182,7 +197,11 @@ impl Bootstrap {
                 .unwrap_or_else(|| panic!("bootstrap JSON lacks string `{k}`: {line}"))
                 .to_string()
         };
-        Bootstrap { user_id: field("user_id"), org_id: field("org_id"), token: field("token") }
+        Bootstrap {
+            user_id: field("user_id"),
+            org_id: field("org_id"),
+            token: field("token"),
+        }
     }
 }
 
@@ -204,26 +223,41 @@ pub struct TestDb {
 impl TestDb {
     /// A new empty database of the given kind.
     pub async fn fresh(backend: Backend) -> TestDb {
-        let dir = std::env::temp_dir().join(format!("warrant-e2e-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("warrant-e2e-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         match backend {
             Backend::Sqlite => {
                 let url = format!("sqlite://{}", dir.join("warrant.db").display());
-                TestDb { backend, url, dir, pg: None }
+                TestDb {
+                    backend,
+                    url,
+                    dir,
+                    pg: None,
+                }
             }
             Backend::Postgres => {
                 let admin = std::env::var("WARRANT_TEST_POSTGRES_URL")
                     .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string());
                 let (url, name) = create_pg_database(&admin).await;
-                TestDb { backend, url, dir, pg: Some((admin, name)) }
+                TestDb {
+                    backend,
+                    url,
+                    dir,
+                    pg: Some((admin, name)),
+                }
             }
         }
     }
 
     /// The SQLite database file (panics for PostgreSQL).
     pub fn sqlite_file(&self) -> PathBuf {
-        assert_eq!(self.backend, Backend::Sqlite, "only SQLite has a database file");
+        assert_eq!(
+            self.backend,
+            Backend::Sqlite,
+            "only SQLite has a database file"
+        );
         self.dir.join("warrant.db")
     }
 }
@@ -258,7 +292,10 @@ fn redact(url: &str) -> String {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 async fn pg_connect(admin: &str) -> sqlx::PgConnection {
@@ -280,11 +317,18 @@ async fn create_pg_database(admin: &str) -> (String, String) {
     if !SWEPT.swap(true, Ordering::SeqCst) {
         sweep_stale_pg_databases(&mut conn).await;
     }
-    let name = format!("warrant_e2e_{}_{}", unix_now(), uuid::Uuid::new_v4().simple());
+    let name = format!(
+        "warrant_e2e_{}_{}",
+        unix_now(),
+        uuid::Uuid::new_v4().simple()
+    );
     let mut last_err = None;
     for attempt in 0..5u64 {
         let sql = format!("CREATE DATABASE \"{name}\"");
-        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+        {
             Ok(_) => {
                 last_err = None;
                 break;
@@ -330,7 +374,10 @@ async fn sweep_stale_pg_databases(conn: &mut sqlx::PgConnection) {
         };
         if stale && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await {
+            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *conn)
+                .await
+            {
                 eprintln!("cannot drop stale database {name}: {e}");
             }
         }
@@ -340,7 +387,10 @@ async fn sweep_stale_pg_databases(conn: &mut sqlx::PgConnection) {
 /// Drops a database from a Drop impl: a thread with its own runtime, joined.
 fn drop_pg_database_blocking(admin: String, name: String) {
     let handle = std::thread::spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => {
                 eprintln!("cannot drop database {name}: {e}");
@@ -356,7 +406,10 @@ fn drop_pg_database_blocking(admin: String, name: String) {
                 }
             };
             let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
+            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+            {
                 eprintln!("cannot drop database {name}: {e}");
             }
             let _ = conn.close().await;
@@ -424,16 +477,31 @@ impl TestServer {
             None
         } else {
             let out = run_cli(
-                &["bootstrap", "--database-url", &db.url, "--email", OWNER_EMAIL],
+                &[
+                    "bootstrap",
+                    "--database-url",
+                    &db.url,
+                    "--email",
+                    OWNER_EMAIL,
+                ],
                 &db.dir,
             )
             .await;
-            assert!(out.status.success(), "warrant bootstrap failed:\n{}", describe_output(&out));
+            assert!(
+                out.status.success(),
+                "warrant bootstrap failed:\n{}",
+                describe_output(&out)
+            );
             let stdout = String::from_utf8_lossy(&out.stdout).to_string();
             let line = stdout
                 .lines()
                 .find(|l| l.trim_start().starts_with('{'))
-                .unwrap_or_else(|| panic!("warrant bootstrap printed no JSON:\n{}", describe_output(&out)));
+                .unwrap_or_else(|| {
+                    panic!(
+                        "warrant bootstrap printed no JSON:\n{}",
+                        describe_output(&out)
+                    )
+                });
             Some(Bootstrap::parse(line))
         };
 
@@ -443,7 +511,13 @@ impl TestServer {
         let stderr = std::fs::File::create(&stderr_path).expect("create stderr log");
         let mut cmd = warrant_command();
         cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--database-url", &db.url, "--data-dir"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                &db.url,
+                "--data-dir",
+            ])
             .arg(&data_dir);
         if !opts.serve_bootstraps {
             cmd.arg("--no-bootstrap");
@@ -454,7 +528,9 @@ impl TestServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
             .kill_on_drop(true);
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", warrant_bin().display()));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", warrant_bin().display()));
         let pid = child.id().expect("server pid");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
@@ -487,7 +563,10 @@ impl TestServer {
                 }
             }
         };
-        assert!(base.starts_with("http://"), "unexpected listening address {base:?}");
+        assert!(
+            base.starts_with("http://"),
+            "unexpected listening address {base:?}"
+        );
         let stdout_rest = Arc::new(Mutex::new(String::new()));
         let sink = stdout_rest.clone();
         tokio::spawn(async move {
@@ -556,7 +635,8 @@ impl TestServer {
 
     /// Everything the server wrote to stderr and stdout so far.
     pub fn logs(&self) -> String {
-        let mut s = std::fs::read_to_string(self.db.dir.join("server.stderr.log")).unwrap_or_default();
+        let mut s =
+            std::fs::read_to_string(self.db.dir.join("server.stderr.log")).unwrap_or_default();
         s.push_str("\n--- stdout ---\n");
         for l in &self.startup_stdout {
             s.push_str(l);
@@ -571,7 +651,8 @@ impl TestServer {
     /// The bytes of the SQLite database and its journal files (SQLite only).
     pub fn db_file_bytes(&self) -> Vec<u8> {
         let db = self.db.sqlite_file();
-        let mut bytes = std::fs::read(&db).unwrap_or_else(|e| panic!("cannot read {}: {e}", db.display()));
+        let mut bytes =
+            std::fs::read(&db).unwrap_or_else(|e| panic!("cannot read {}: {e}", db.display()));
         for suffix in ["-wal", "-journal", "-shm"] {
             let mut p = db.clone().into_os_string();
             p.push(suffix);
@@ -624,7 +705,12 @@ impl TestServer {
     }
 
     /// A request to a root path (no `/api/v1`).
-    pub fn req_root(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+    pub fn req_root(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let rb = self.client.request(method, self.root_url(path));
         match token {
             Some(t) => rb.bearer_auth(t),
@@ -653,7 +739,13 @@ impl TestServer {
     }
 
     /// `PUT /workspaces/{ws}/files/{path}` with a raw body.
-    pub async fn put_file(&self, token: &str, ws: &str, path: &str, body: impl Into<Vec<u8>>) -> Reply {
+    pub async fn put_file(
+        &self,
+        token: &str,
+        ws: &str,
+        path: &str,
+        body: impl Into<Vec<u8>>,
+    ) -> Reply {
         self.put_file_with(token, ws, path, body, &[]).await
     }
 
@@ -666,7 +758,11 @@ impl TestServer {
         body: impl Into<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut rb = self.req(Method::PUT, &format!("/workspaces/{ws}/files/{path}"), Some(token));
+        let mut rb = self.req(
+            Method::PUT,
+            &format!("/workspaces/{ws}/files/{path}"),
+            Some(token),
+        );
         for (k, v) in headers {
             rb = rb.header(*k, *v);
         }
@@ -675,18 +771,24 @@ impl TestServer {
 
     /// `GET /workspaces/{ws}/files/{path}`.
     pub async fn get_file(&self, token: &str, ws: &str, path: &str) -> Reply {
-        self.get(token, &format!("/workspaces/{ws}/files/{path}")).await
+        self.get(token, &format!("/workspaces/{ws}/files/{path}"))
+            .await
     }
 
     /// `DELETE /workspaces/{ws}/files/{path}`.
     pub async fn delete_file(&self, token: &str, ws: &str, path: &str) -> Reply {
-        self.delete(token, &format!("/workspaces/{ws}/files/{path}")).await
+        self.delete(token, &format!("/workspaces/{ws}/files/{path}"))
+            .await
     }
 
     /// `POST /workspaces/{ws}/files:move`.
     pub async fn move_file(&self, token: &str, ws: &str, from: &str, to: &str) -> Reply {
-        self.post(token, &format!("/workspaces/{ws}/files:move"), json!({"from": from, "to": to}))
-            .await
+        self.post(
+            token,
+            &format!("/workspaces/{ws}/files:move"),
+            json!({"from": from, "to": to}),
+        )
+        .await
     }
 
     /// `GET /workspaces/{ws}/files[?prefix=]`, returning the listed paths (expects 200).
@@ -700,7 +802,12 @@ impl TestServer {
             .as_array()
             .unwrap_or_else(|| panic!("listing has no `files` array: {v}"))
             .iter()
-            .map(|f| f["path"].as_str().unwrap_or_else(|| panic!("file without path: {f}")).to_string())
+            .map(|f| {
+                f["path"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("file without path: {f}"))
+                    .to_string()
+            })
             .collect()
     }
 
@@ -709,7 +816,11 @@ impl TestServer {
     /// Creates a workspace in the bootstrap organisation; returns its id.
     pub async fn create_workspace(&self, token: &str, name: &str) -> String {
         let v = self
-            .post(token, "/workspaces", json!({"org_id": self.org_id, "name": name}))
+            .post(
+                token,
+                "/workspaces",
+                json!({"org_id": self.org_id, "name": name}),
+            )
             .await
             .expect_json(201);
         id_of(&v)
@@ -718,7 +829,11 @@ impl TestServer {
     /// Creates an agent in the bootstrap organisation; returns its id.
     pub async fn create_agent(&self, token: &str, name: &str) -> String {
         let v = self
-            .post(token, "/agents", json!({"org_id": self.org_id, "name": name}))
+            .post(
+                token,
+                "/agents",
+                json!({"org_id": self.org_id, "name": name}),
+            )
             .await
             .expect_json(201);
         id_of(&v)
@@ -727,7 +842,11 @@ impl TestServer {
     /// Creates a user in the bootstrap organisation; returns its id.
     pub async fn create_user(&self, token: &str, email: &str, name: &str) -> String {
         let v = self
-            .post(token, "/users", json!({"org_id": self.org_id, "email": email, "name": name}))
+            .post(
+                token,
+                "/users",
+                json!({"org_id": self.org_id, "email": email, "name": name}),
+            )
             .await
             .expect_json(201);
         id_of(&v)
@@ -736,7 +855,10 @@ impl TestServer {
     /// `POST /tokens` with `body`, expecting 201; returns (id, secret).
     pub async fn create_token(&self, token: &str, body: Value) -> (String, String) {
         let v = self.post(token, "/tokens", body).await.expect_json(201);
-        let secret = v["token"].as_str().unwrap_or_else(|| panic!("no `token` in {v}")).to_string();
+        let secret = v["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no `token` in {v}"))
+            .to_string();
         (id_of(&v), secret)
     }
 
@@ -752,9 +874,13 @@ impl TestServer {
 
     /// `PUT /workspaces/{ws}/members/{principal}`, expecting 200.
     pub async fn add_member(&self, token: &str, ws: &str, principal: &str, role: &str) {
-        self.put_json(token, &format!("/workspaces/{ws}/members/{principal}"), json!({"role": role}))
-            .await
-            .expect(200);
+        self.put_json(
+            token,
+            &format!("/workspaces/{ws}/members/{principal}"),
+            json!({"role": role}),
+        )
+        .await
+        .expect(200);
     }
 
     /// `warrant token issue` for a user; returns (id, token).
@@ -784,14 +910,27 @@ impl TestServer {
             args.extend(["--workspaces", ws.as_str()]);
         }
         let out = self.cli(&args).await;
-        assert!(out.status.success(), "warrant token issue failed:\n{}", describe_output(&out));
+        assert!(
+            out.status.success(),
+            "warrant token issue failed:\n{}",
+            describe_output(&out)
+        );
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         let line = stdout
             .lines()
             .find(|l| l.trim_start().starts_with('{'))
-            .unwrap_or_else(|| panic!("warrant token issue printed no JSON:\n{}", describe_output(&out)));
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON ({e}): {line}"));
-        let token = v["token"].as_str().unwrap_or_else(|| panic!("no token in {v}")).to_string();
+            .unwrap_or_else(|| {
+                panic!(
+                    "warrant token issue printed no JSON:\n{}",
+                    describe_output(&out)
+                )
+            });
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON ({e}): {line}"));
+        let token = v["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token in {v}"))
+            .to_string();
         (id_of(&v), token)
     }
 
@@ -816,7 +955,10 @@ impl TestServer {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await.expect("write request head");
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .expect("write request head");
         stream.write_all(body).await.expect("write request body");
         let mut buf = Vec::new();
         tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut buf))
@@ -842,7 +984,10 @@ impl Drop for TestServer {
         if std::thread::panicking() {
             let logs = self.logs();
             let tail = tail_chars(&logs, 16_000);
-            eprintln!("---- warrant server logs ({}) ----\n{tail}\n---- end of server logs ----", self.base);
+            eprintln!(
+                "---- warrant server logs ({}) ----\n{tail}\n---- end of server logs ----",
+                self.base
+            );
         }
     }
 }
@@ -859,14 +1004,22 @@ fn tail_chars(s: &str, n: usize) -> &str {
 }
 
 fn id_of(v: &Value) -> String {
-    v["id"].as_str().unwrap_or_else(|| panic!("no string `id` in {v}")).to_string()
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string `id` in {v}"))
+        .to_string()
 }
 
 fn parse_raw_response(buf: &[u8], what: String) -> Reply {
     let split = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("{what}: no complete response head in {:?}", String::from_utf8_lossy(buf)));
+        .unwrap_or_else(|| {
+            panic!(
+                "{what}: no complete response head in {:?}",
+                String::from_utf8_lossy(buf)
+            )
+        });
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
     let mut rest = buf[split + 4..].to_vec();
     let mut lines = head.split("\r\n");
@@ -879,7 +1032,10 @@ fn parse_raw_response(buf: &[u8], what: String) -> Reply {
     let mut headers = HeaderMap::new();
     for line in lines {
         if let Some((k, v)) = line.split_once(':')
-            && let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.trim().as_bytes()), HeaderValue::from_str(v.trim()))
+            && let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.trim().as_bytes()),
+                HeaderValue::from_str(v.trim()),
+            )
         {
             headers.append(k, v);
         }
@@ -901,11 +1057,12 @@ fn parse_raw_response(buf: &[u8], what: String) -> Reply {
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else { break };
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&data[..eol]).to_string();
         let size_text = size_text.split(';').next().unwrap_or("").trim().to_string();
-        let Ok(size) = usize::from_str_radix(&size_text, 16) else { break };
+        let Ok(size) = usize::from_str_radix(&size_text, 16) else {
+            break;
+        };
         data = &data[eol + 2..];
         if size == 0 || data.len() < size {
             out.extend_from_slice(&data[..size.min(data.len())]);
@@ -938,7 +1095,10 @@ pub async fn send(rb: reqwest::RequestBuilder) -> Reply {
     let (client, req) = rb.build_split();
     let req = req.unwrap_or_else(|e| panic!("cannot build request: {e}"));
     let what = format!("{} {}", req.method(), req.url());
-    let resp = client.execute(req).await.unwrap_or_else(|e| panic!("{what}: {e:?}"));
+    let resp = client
+        .execute(req)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e:?}"));
     Reply::read(resp, what).await
 }
 
@@ -952,7 +1112,12 @@ impl Reply {
             .await
             .unwrap_or_else(|e| panic!("{what}: reading the body: {e}"))
             .to_vec();
-        Reply { status, headers, body, what }
+        Reply {
+            status,
+            headers,
+            body,
+            what,
+        }
     }
 
     /// The status as a number.
@@ -968,13 +1133,20 @@ impl Reply {
     /// The body as JSON (panics with the body if it is not).
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("{}: body is not JSON ({e}); status {}: {}", self.what, self.status, self.text())
+            panic!(
+                "{}: body is not JSON ({e}); status {}: {}",
+                self.what,
+                self.status,
+                self.text()
+            )
         })
     }
 
     /// One header as text.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).to_string())
+        self.headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).to_string())
     }
 
     /// Every value of a header, joined with `, `.
@@ -985,7 +1157,11 @@ impl Reply {
             .iter()
             .map(|v| String::from_utf8_lossy(v.as_bytes()).to_string())
             .collect();
-        if all.is_empty() { None } else { Some(all.join(", ")) }
+        if all.is_empty() {
+            None
+        } else {
+            Some(all.join(", "))
+        }
     }
 
     /// Asserts the status.
@@ -1014,7 +1190,12 @@ impl Reply {
     pub fn problem(&self, status: u16, code: &str) -> Value {
         self.expect(status);
         let v = self.assert_problem_shape();
-        assert_eq!(v["code"], json!(code), "{}: expected code {code:?}: {v}", self.what);
+        assert_eq!(
+            v["code"],
+            json!(code),
+            "{}: expected code {code:?}: {v}",
+            self.what
+        );
         v
     }
 
@@ -1030,10 +1211,23 @@ impl Reply {
         );
         let v = self.json();
         for k in ["type", "title", "detail"] {
-            assert!(v[k].is_string(), "{}: problem lacks string `{k}`: {v}", self.what);
+            assert!(
+                v[k].is_string(),
+                "{}: problem lacks string `{k}`: {v}",
+                self.what
+            );
         }
-        assert_eq!(v["status"], json!(self.status.as_u16()), "{}: problem `status`: {v}", self.what);
-        assert!(v["code"].is_string(), "{}: problem lacks string `code`: {v}", self.what);
+        assert_eq!(
+            v["status"],
+            json!(self.status.as_u16()),
+            "{}: problem `status`: {v}",
+            self.what
+        );
+        assert!(
+            v["code"].is_string(),
+            "{}: problem lacks string `code`: {v}",
+            self.what
+        );
         v
     }
 
@@ -1049,7 +1243,12 @@ impl Reply {
             other => panic!("unknown layer {other}"),
         };
         let v = self.problem(403, code);
-        assert_eq!(v["layer"], json!(layer), "{}: expected layer {layer:?}: {v}", self.what);
+        assert_eq!(
+            v["layer"],
+            json!(layer),
+            "{}: expected layer {layer:?}: {v}",
+            self.what
+        );
         v
     }
 
@@ -1089,7 +1288,11 @@ pub fn assert_pat_format(token: &str) {
         token[8..].bytes().all(|b| b.is_ascii_alphanumeric()),
         "token body is not base62: {token}"
     );
-    assert_eq!(&token[40..], pat_checksum(&token[..40]), "token checksum: {token}");
+    assert_eq!(
+        &token[40..],
+        pat_checksum(&token[..40]),
+        "token checksum: {token}"
+    );
 }
 
 /// A well-formed token with a valid checksum that the server never issued.
@@ -1162,6 +1365,9 @@ mod tests {
 
     #[test]
     fn dechunks() {
-        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), b"abcde".to_vec());
+        assert_eq!(
+            dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"),
+            b"abcde".to_vec()
+        );
     }
 }

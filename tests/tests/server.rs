@@ -28,11 +28,26 @@ async fn healthz_and_readyz_answer_200(backend: Backend) {
 async fn bootstrap_prints_exactly_one_json_line_with_a_working_owner_token(backend: Backend) {
     // Run the CLI on a database of our own, then serve it.
     let db = TestDb::fresh(backend).await;
-    let out = run_cli(&["bootstrap", "--database-url", &db.url, "--email", "first@example.com"], &db.dir).await;
+    let out = run_cli(
+        &[
+            "bootstrap",
+            "--database-url",
+            &db.url,
+            "--email",
+            "first@example.com",
+        ],
+        &db.dir,
+    )
+    .await;
     assert!(out.status.success(), "{}", describe_output(&out));
     let stdout = String::from_utf8(out.stdout.clone()).expect("utf-8 stdout");
     let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "bootstrap must print exactly one line:\n{}", describe_output(&out));
+    assert_eq!(
+        lines.len(),
+        1,
+        "bootstrap must print exactly one line:\n{}",
+        describe_output(&out)
+    );
     let v: Value = serde_json::from_str(lines[0]).expect("bootstrap line is JSON");
     let obj = v.as_object().expect("a JSON object");
     for k in ["user_id", "org_id", "token"] {
@@ -52,8 +67,16 @@ async fn bootstrap_prints_exactly_one_json_line_with_a_working_owner_token(backe
     assert_eq!(me["principal_id"], json!(s.owner_id), "{me}");
     assert_eq!(me["principal_kind"], json!("user"), "{me}");
     assert_eq!(me["org_id"], json!(s.org_id), "{me}");
-    assert!(me["workspaces"].is_null(), "owner token must not be workspace-limited: {me}");
-    let scopes: Vec<&str> = me["scopes"].as_array().expect("scopes").iter().filter_map(Value::as_str).collect();
+    assert!(
+        me["workspaces"].is_null(),
+        "owner token must not be workspace-limited: {me}"
+    );
+    let scopes: Vec<&str> = me["scopes"]
+        .as_array()
+        .expect("scopes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     for scope in ALL_SCOPES {
         assert!(scopes.contains(scope), "owner token lacks {scope}: {me}");
     }
@@ -63,11 +86,26 @@ async fn bootstrap_twice_fails_and_changes_nothing(backend: Backend) {
     let s = TestServer::start(backend).await;
     let ws = s.create_workspace(&s.owner_token, "before").await;
     let before = s.get(&s.owner_token, "/workspaces").await.expect_json(200);
-    let org_before = s.get(&s.owner_token, &format!("/orgs/{}", s.org_id)).await.expect_json(200);
+    let org_before = s
+        .get(&s.owner_token, &format!("/orgs/{}", s.org_id))
+        .await
+        .expect_json(200);
 
     for email in [OWNER_EMAIL, "intruder@example.com"] {
-        let out = s.cli(&["bootstrap", "--database-url", s.database_url(), "--email", email]).await;
-        assert!(!out.status.success(), "second bootstrap must fail:\n{}", describe_output(&out));
+        let out = s
+            .cli(&[
+                "bootstrap",
+                "--database-url",
+                s.database_url(),
+                "--email",
+                email,
+            ])
+            .await;
+        assert!(
+            !out.status.success(),
+            "second bootstrap must fail:\n{}",
+            describe_output(&out)
+        );
         assert!(
             !String::from_utf8_lossy(&out.stderr).trim().is_empty(),
             "second bootstrap must say why on stderr:\n{}",
@@ -85,8 +123,13 @@ async fn bootstrap_twice_fails_and_changes_nothing(backend: Backend) {
     assert_eq!(me["principal_id"], json!(s.owner_id));
     let after = s.get(&s.owner_token, "/workspaces").await.expect_json(200);
     assert_eq!(before, after, "workspaces changed");
-    s.get(&s.owner_token, &format!("/workspaces/{ws}")).await.expect(200);
-    let org_after = s.get(&s.owner_token, &format!("/orgs/{}", s.org_id)).await.expect_json(200);
+    s.get(&s.owner_token, &format!("/workspaces/{ws}"))
+        .await
+        .expect(200);
+    let org_after = s
+        .get(&s.owner_token, &format!("/orgs/{}", s.org_id))
+        .await
+        .expect_json(200);
     assert_eq!(org_before, org_after, "organisation changed");
 
     // No user was created for the second e-mail address: the operator helper cannot find it.
@@ -112,9 +155,25 @@ async fn bootstrap_twice_fails_and_changes_nothing(backend: Backend) {
 }
 
 async fn serve_bootstraps_an_empty_database_unless_told_not_to(backend: Backend) {
-    let s = TestServer::start_opts(backend, ServerOptions { serve_bootstraps: true, ..Default::default() }).await;
-    let json_lines: Vec<&String> = s.startup_stdout.iter().filter(|l| l.trim_start().starts_with('{')).collect();
-    assert_eq!(json_lines.len(), 1, "expected one bootstrap JSON line before listening: {:?}", s.startup_stdout);
+    let s = TestServer::start_opts(
+        backend,
+        ServerOptions {
+            serve_bootstraps: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let json_lines: Vec<&String> = s
+        .startup_stdout
+        .iter()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .collect();
+    assert_eq!(
+        json_lines.len(),
+        1,
+        "expected one bootstrap JSON line before listening: {:?}",
+        s.startup_stdout
+    );
     assert_pat_format(&s.owner_token);
     let me = s.get(&s.owner_token, "/me").await.expect_json(200);
     assert_eq!(me["principal_id"], json!(s.owner_id), "{me}");
@@ -158,7 +217,11 @@ async fn openapi_lists_every_documented_route(backend: Backend) {
     let r = send(s.req_root(Method::GET, "/openapi.json", None)).await;
     let doc = r.expect_json(200);
     let version = doc["openapi"].as_str().unwrap_or_default();
-    assert!(version.starts_with("3.1"), "expected OpenAPI 3.1, got {:?}", doc["openapi"]);
+    assert!(
+        version.starts_with("3.1"),
+        "expected OpenAPI 3.1, got {:?}",
+        doc["openapi"]
+    );
     let paths = doc["paths"].as_object().expect("`paths` object");
     // Paths may be written relative to a `servers` entry ending in /api/v1.
     let server_prefix = doc["servers"][0]["url"]
@@ -171,8 +234,14 @@ async fn openapi_lists_every_documented_route(backend: Backend) {
             Some(p) if !path.starts_with("/api/v1") => format!("{p}{path}"),
             _ => path.clone(),
         };
-        let methods = item.as_object().map(|m| m.keys().map(|k| k.to_ascii_lowercase()).collect()).unwrap_or_default();
-        documented.entry(template(&full)).or_default().extend::<Vec<String>>(methods);
+        let methods = item
+            .as_object()
+            .map(|m| m.keys().map(|k| k.to_ascii_lowercase()).collect())
+            .unwrap_or_default();
+        documented
+            .entry(template(&full))
+            .or_default()
+            .extend::<Vec<String>>(methods);
     }
     let expected: &[(&str, &[&str])] = &[
         ("/api/v1/me", &["get"]),
@@ -214,7 +283,9 @@ async fn openapi_lists_every_documented_route(backend: Backend) {
 async fn errors_are_problem_json(backend: Backend) {
     let s = TestServer::start(backend).await;
     // 401
-    send(s.req(Method::GET, "/me", None)).await.problem(401, "unauthenticated");
+    send(s.req(Method::GET, "/me", None))
+        .await
+        .problem(401, "unauthenticated");
     // 404 for an unknown workspace
     let r = s.get(&s.owner_token, "/workspaces/ws_doesnotexist").await;
     r.not_found();
@@ -224,7 +295,12 @@ async fn errors_are_problem_json(backend: Backend) {
     r.assert_problem_shape();
     // 405 / 404 for a wrong method is still problem+json
     let r = send(s.req(Method::PATCH, "/me", Some(&s.owner_token))).await;
-    assert!(r.status.is_client_error(), "PATCH /me: {} {}", r.status, r.text());
+    assert!(
+        r.status.is_client_error(),
+        "PATCH /me: {} {}",
+        r.status,
+        r.text()
+    );
     r.assert_problem_shape();
 }
 
@@ -244,7 +320,9 @@ async fn malformed_json_bodies_are_problem_json(backend: Backend) {
         "code for malformed JSON: {v}"
     );
     // JSON with a missing field.
-    let r = s.post(&s.owner_token, "/workspaces", json!({"name": "no org"})).await;
+    let r = s
+        .post(&s.owner_token, "/workspaces", json!({"name": "no org"}))
+        .await;
     assert!(matches!(r.code(), 400 | 422), "{}: {}", r.status, r.text());
     r.assert_problem_shape();
     // Wrong content type.
@@ -267,7 +345,9 @@ async fn responses_carry_a_request_id(backend: Backend) {
     let health = send(s.req_root(Method::GET, "/healthz", None)).await;
     let mut ids = Vec::new();
     for r in [&ok, &err, &health] {
-        let id = r.header("x-request-id").unwrap_or_else(|| panic!("{}: no x-request-id header", r.what));
+        let id = r
+            .header("x-request-id")
+            .unwrap_or_else(|| panic!("{}: no x-request-id header", r.what));
         assert!(!id.trim().is_empty(), "{}: empty x-request-id", r.what);
         ids.push(id);
     }
@@ -280,6 +360,11 @@ async fn sigterm_exits_cleanly(backend: Backend) {
     let mut s = TestServer::start(backend).await;
     s.get(&s.owner_token, "/me").await.expect(200);
     let status = s.sigterm_and_wait(Duration::from_secs(10)).await;
-    let status = status.unwrap_or_else(|| panic!("server did not exit within 10 s of SIGTERM\n{}", s.logs()));
-    assert!(status.success(), "exit status after SIGTERM: {status}\n{}", s.logs());
+    let status = status
+        .unwrap_or_else(|| panic!("server did not exit within 10 s of SIGTERM\n{}", s.logs()));
+    assert!(
+        status.success(),
+        "exit status after SIGTERM: {status}\n{}",
+        s.logs()
+    );
 }

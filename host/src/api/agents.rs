@@ -17,6 +17,8 @@ pub struct NewAgent {
     pub org_id: String,
     /// Display name.
     pub name: String,
+    /// Group labels for Cedar (`principal in Group::"…"`).
+    pub groups: Option<Vec<String>>,
 }
 
 /// A list of agents.
@@ -35,7 +37,15 @@ pub async fn create_agent(
     Authenticated(caller): Authenticated,
     JsonBody(req): JsonBody<NewAgent>,
 ) -> Result<(StatusCode, Json<PrincipalView>), ApiError> {
-    let agent = state.warrant.create_agent(&caller, &req.org_id, &req.name).await?;
+    let agent = state
+        .warrant
+        .create_agent(
+            &caller,
+            &req.org_id,
+            &req.name,
+            req.groups.unwrap_or_default(),
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(agent)))
 }
 

@@ -25,7 +25,9 @@ impl FromRequestParts<AppState> for Authenticated {
         if let Some(query) = parts.uri.query() {
             let offers_credential = query.split('&').any(|pair| {
                 let key = pair.split('=').next().unwrap_or("");
-                CREDENTIAL_QUERY_PARAMS.iter().any(|p| key.eq_ignore_ascii_case(p))
+                CREDENTIAL_QUERY_PARAMS
+                    .iter()
+                    .any(|p| key.eq_ignore_ascii_case(p))
             });
             if offers_credential {
                 return Err(Error::TokenInQuery.into());

@@ -12,7 +12,7 @@ use tokio_util::io::ReaderStream;
 use super::extract::{Authenticated, JsonBody};
 use super::{AppState, problem::ApiError};
 use crate::Error;
-use crate::service::{FileBody, WriteConditions};
+use crate::service::{FileBody, WriteConditions, WriteRequest};
 use crate::store::files::FileMeta;
 
 /// File metadata as shown over the API.
@@ -28,6 +28,8 @@ pub struct FileView {
     pub etag: String,
     /// Content type given at upload.
     pub content_type: String,
+    /// Tags (set with the `Warrant-Tags` header).
+    pub tags: Vec<String>,
     /// Who last wrote it.
     pub updated_by: String,
     /// RFC 3339.
@@ -42,6 +44,7 @@ impl From<&FileMeta> for FileView {
             sha256: m.sha256.clone(),
             etag: m.etag.clone(),
             content_type: m.content_type.clone(),
+            tags: m.tags.clone(),
             updated_by: m.updated_by.0.clone(),
             updated_at: crate::service::rfc3339(m.updated_at),
         }
@@ -90,7 +93,9 @@ fn header_etag(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<S
     }
     let unquoted = value.trim_start_matches("W/").trim_matches('"');
     if unquoted.is_empty() || unquoted.contains(',') {
-        return Err(Error::BadRequest(format!("{name} must hold exactly one entity tag")));
+        return Err(Error::BadRequest(format!(
+            "{name} must hold exactly one entity tag"
+        )));
     }
     Ok(Some(unquoted.to_string()))
 }
@@ -139,21 +144,44 @@ pub async fn put_file(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let conditions = WriteConditions {
-        if_match: header_etag(&headers, header::IF_MATCH)?,
-        if_none_match_any: header_etag(&headers, header::IF_NONE_MATCH)?.as_deref() == Some("*"),
+    let request = WriteRequest {
+        content_type: headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        declared_len: headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok()),
+        tags: headers
+            .get("warrant-tags")
+            .map(|v| {
+                v.to_str()
+                    .map(|s| {
+                        s.split(',')
+                            .map(|t| t.trim().to_string())
+                            .filter(|t| !t.is_empty())
+                            .collect()
+                    })
+                    .map_err(|_| Error::BadRequest("Warrant-Tags is not valid text".into()))
+            })
+            .transpose()?,
+        conditions: WriteConditions {
+            if_match: header_etag(&headers, header::IF_MATCH)?,
+            if_none_match_any: header_etag(&headers, header::IF_NONE_MATCH)?.as_deref()
+                == Some("*"),
+        },
     };
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let declared_len = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     let stream: FileBody = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
     let outcome = state
         .warrant
-        .put_file(&caller, &ws, &path, content_type, declared_len, conditions, stream)
+        .put_file(&caller, &ws, &path, request, stream)
         .await?;
-    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(meta_response(status, &outcome.meta))
 }
 
@@ -194,7 +222,10 @@ pub async fn get_file(
     if let Ok(v) = HeaderValue::from_str(&meta.sha256) {
         h.insert("x-content-sha256", v);
     }
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     Ok(response)
 }
 
@@ -228,6 +259,9 @@ pub async fn move_file(
     Path(ws): Path<String>,
     JsonBody(req): JsonBody<MoveBody>,
 ) -> Result<Response, ApiError> {
-    let meta = state.warrant.move_file(&caller, &ws, &req.from, &req.to).await?;
+    let meta = state
+        .warrant
+        .move_file(&caller, &ws, &req.from, &req.to)
+        .await?;
     Ok(meta_response(StatusCode::OK, &meta))
 }

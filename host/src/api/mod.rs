@@ -7,6 +7,7 @@ mod extract;
 mod files;
 mod me;
 mod orgs;
+mod policies;
 mod problem;
 mod system;
 mod tokens;
@@ -51,6 +52,7 @@ pub struct AppState {
         (name = "tokens", description = "Personal access tokens"),
         (name = "workspaces", description = "Workspaces and membership"),
         (name = "files", description = "Files in a workspace"),
+        (name = "policies", description = "Tenant Cedar policies, what-if and the decision log"),
         (name = "system", description = "Health and description"),
     )
 )]
@@ -73,19 +75,37 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(me::whoami))
         .routes(routes!(orgs::create_org))
-        .routes(routes!(orgs::get_org))
+        .routes(routes!(orgs::get_org, orgs::update_org))
         .routes(routes!(orgs::create_user))
         .routes(routes!(agents::create_agent, agents::list_agents))
         .routes(routes!(agents::delete_agent))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::get_token, tokens::revoke_token))
-        .routes(routes!(workspaces::create_workspace, workspaces::list_workspaces))
-        .routes(routes!(workspaces::get_workspace, workspaces::delete_workspace))
+        .routes(routes!(
+            workspaces::create_workspace,
+            workspaces::list_workspaces
+        ))
+        .routes(routes!(
+            workspaces::get_workspace,
+            workspaces::delete_workspace
+        ))
         .routes(routes!(workspaces::list_members))
         .routes(routes!(workspaces::set_member, workspaces::remove_member))
         .routes(routes!(files::list_files))
-        .routes(routes!(files::put_file, files::get_file, files::delete_file))
+        .routes(routes!(
+            files::put_file,
+            files::get_file,
+            files::delete_file
+        ))
         .routes(routes!(files::move_file))
+        .routes(routes!(policies::put_policies, policies::get_policies))
+        .routes(routes!(policies::policy_versions))
+        .routes(routes!(policies::rollback_policies))
+        .routes(routes!(policies::shadow_report))
+        .routes(routes!(policies::promote_shadow))
+        .routes(routes!(policies::discard_shadow))
+        .routes(routes!(policies::what_if))
+        .routes(routes!(policies::decisions))
 }
 
 /// The OpenAPI document and the router, built together.
@@ -94,6 +114,7 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .nest("/api/v1", api_routes())
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
+        .routes(routes!(system::metrics))
         .split_for_parts();
     // axum spells a catch-all `{*path}`; OpenAPI spells it `{path}`.
     doc.paths.paths = std::mem::take(&mut doc.paths.paths)
@@ -117,28 +138,39 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .fallback(system::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), add_resource_metadata))
+        .method_not_allowed_fallback(system::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            add_resource_metadata,
+        ))
         .with_state(state)
         .layer(CatchPanicLayer::new())
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                // The path only: a query string may hold what must not be logged.
-                tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            // The path only: a query string may hold what must not be logged.
+            tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
+        }))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(300)))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            Duration::from_secs(300),
+        ))
 }
 
 /// Points every bearer challenge at the Protected Resource Metadata (RFC 9728).
-async fn add_resource_metadata(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn add_resource_metadata(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(req).await;
     if let Some(challenge) = response
         .headers()
@@ -151,7 +183,9 @@ async fn add_resource_metadata(State(state): State<AppState>, req: Request, next
             state.public_url
         );
         if let Ok(value) = HeaderValue::from_str(&value) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
         }
     }
     response

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::extract::{Authenticated, JsonBody};
 use super::{AppState, problem::ApiError};
-use crate::service::orgs::{NewUser, OrgView, PrincipalView};
+use crate::service::orgs::{NewUser, OrgSettings, OrgView, PrincipalView};
 
 /// A new organisation.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -43,6 +43,20 @@ pub async fn get_org(
     Path(org): Path<String>,
 ) -> Result<Json<OrgView>, ApiError> {
     Ok(Json(state.warrant.get_org(&caller, &org).await?))
+}
+
+/// Changes an organisation's settings (owners only).
+#[utoipa::path(patch, path = "/orgs/{org}", tag = "identity", security(("bearer" = [])),
+    params(("org" = String, Path, description = "organisation id")), request_body = OrgSettings, responses(
+    (status = 200, description = "the organisation", body = OrgView),
+))]
+pub async fn update_org(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(org): Path<String>,
+    JsonBody(req): JsonBody<OrgSettings>,
+) -> Result<Json<OrgView>, ApiError> {
+    Ok(Json(state.warrant.update_org(&caller, &org, req).await?))
 }
 
 /// Creates a user in an organisation the caller administers (needs `org:admin`).

@@ -24,7 +24,8 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let err = self.0;
-        let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let detail = match &err {
             // Never show internals; log them with the request id instead.
             Error::Database(e) => {
@@ -57,11 +58,15 @@ impl IntoResponse for ApiError {
                     detail.replace('"', "'")
                 ));
             }
+            Error::InvalidPolicy(diagnostics) => body["diagnostics"] = json!(diagnostics),
             Error::Forbidden(decision) => {
                 body["layer"] = json!(decision.layer.map(Layer::as_str));
                 body["reasons"] = json!(decision.reasons);
-                if !decision.policy_ids.is_empty() {
+                if decision.layer == Some(Layer::Policy) {
                     body["policy_ids"] = json!(decision.policy_ids);
+                    if !decision.errors.is_empty() {
+                        body["errors"] = json!(decision.errors);
+                    }
                 }
                 if let Some(scope) = decision.required_scope {
                     body["required_scope"] = json!(scope);
@@ -75,6 +80,10 @@ impl IntoResponse for ApiError {
         let mut response = (status, body.to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if matches!(err, Error::PayloadTooLarge { .. }) {
+            // The body may be left unread: the connection cannot be reused.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }

@@ -25,6 +25,23 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str)
     }
 }
 
+/// Counters in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "counters", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> String {
+    let mut out = String::new();
+    for (name, help, value) in state.warrant.metrics() {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        ));
+    }
+    out
+}
+
+/// A known route with the wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    Error::MethodNotAllowed.into()
+}
+
 /// Unknown routes are problems too.
 pub async fn not_found() -> ApiError {
     Error::NotFound("route").into()

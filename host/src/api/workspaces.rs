@@ -53,7 +53,10 @@ pub async fn create_workspace(
     Authenticated(caller): Authenticated,
     JsonBody(req): JsonBody<NewWorkspace>,
 ) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
-    let ws = state.warrant.create_workspace(&caller, &req.org_id, &req.name).await?;
+    let ws = state
+        .warrant
+        .create_workspace(&caller, &req.org_id, &req.name)
+        .await?;
     Ok((StatusCode::CREATED, Json(ws)))
 }
 
@@ -127,7 +130,10 @@ pub async fn set_member(
     JsonBody(req): JsonBody<RoleBody>,
 ) -> Result<Json<MembershipView>, ApiError> {
     Ok(Json(
-        state.warrant.set_member(&caller, &ws, &principal_id, &req.role).await?,
+        state
+            .warrant
+            .set_member(&caller, &ws, &principal_id, &req.role)
+            .await?,
     ))
 }
 
@@ -140,6 +146,9 @@ pub async fn remove_member(
     Authenticated(caller): Authenticated,
     Path((ws, principal_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.warrant.remove_member(&caller, &ws, &principal_id).await?;
+    state
+        .warrant
+        .remove_member(&caller, &ws, &principal_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

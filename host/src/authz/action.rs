@@ -37,6 +37,12 @@ pub enum Action {
     ManageAgents,
     /// Create or revoke one's own tokens.
     ManageOwnTokens,
+    /// Change an organisation's settings.
+    ManageOrg,
+    /// Read a workspace's policies, their history, the decision log, and ask what-if.
+    ReadPolicies,
+    /// Change, roll back, promote or discard a workspace's policies.
+    ManagePolicies,
 }
 
 impl Action {
@@ -59,6 +65,9 @@ impl Action {
             Action::ManageUsers => "users:manage",
             Action::ManageAgents => "agents:manage",
             Action::ManageOwnTokens => "tokens:manage",
+            Action::ManageOrg => "org:manage",
+            Action::ReadPolicies => "policies:read",
+            Action::ManagePolicies => "policies:manage",
         }
     }
 
@@ -71,14 +80,15 @@ impl Action {
             Action::ReadWorkspace | Action::ListMembers | Action::ReadOrg => Scope::WorkspacesRead,
             Action::DeleteWorkspace | Action::CreateWorkspace => Scope::WorkspacesAdmin,
             Action::ManageMembers | Action::ManageOwners => Scope::MembersAdmin,
-            Action::ManageUsers | Action::CreateOrg => Scope::OrgAdmin,
+            Action::ManageUsers | Action::CreateOrg | Action::ManageOrg => Scope::OrgAdmin,
+            Action::ReadPolicies | Action::ManagePolicies => Scope::PoliciesAdmin,
             Action::ManageAgents => Scope::AgentsAdmin,
             Action::ManageOwnTokens => Scope::TokensWrite,
         }
     }
 
     /// Every action, for schema checks and docs.
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 19] = [
         Action::ReadFile,
         Action::ListFiles,
         Action::WriteFile,
@@ -95,5 +105,8 @@ impl Action {
         Action::ManageUsers,
         Action::ManageAgents,
         Action::ManageOwnTokens,
+        Action::ManageOrg,
+        Action::ReadPolicies,
+        Action::ManagePolicies,
     ];
 }

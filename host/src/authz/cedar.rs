@@ -6,9 +6,9 @@ use std::str::FromStr;
 use std::time::SystemTime;
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName,
-    EntityUid, PolicyId, PolicySet, Request, RestrictedExpression, Schema, ValidationMode,
-    Validator,
+    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId,
+    EntityTypeName, EntityUid, PolicyId, PolicySet, Request, RestrictedExpression, Schema,
+    ValidationMode, Validator,
 };
 
 use super::action::Action;
@@ -57,6 +57,17 @@ pub enum CedarResource<'a> {
     },
 }
 
+/// The principal of a decision.
+#[derive(Debug, Clone, Copy)]
+pub struct CedarPrincipal<'a> {
+    /// Human, agent or client.
+    pub kind: crate::identity::PrincipalKind,
+    /// Its id.
+    pub id: &'a str,
+    /// The groups it belongs to (`Group::"<name>"` parents), e.g. `contractor`.
+    pub groups: &'a [String],
+}
+
 /// The request context (see `RequestContext` in the schema).
 #[derive(Debug, Clone)]
 pub struct CedarContext<'a> {
@@ -65,15 +76,19 @@ pub struct CedarContext<'a> {
     /// Scope names the credential carries.
     pub scopes: Vec<&'static str>,
     /// pat | oauth | session | operator.
-    pub token_kind: &'static str,
+    pub token_kind: &'a str,
     /// user | agent | client.
     pub principal_kind: &'static str,
     /// rest | mcp | what-if.
-    pub transport: &'static str,
+    pub transport: &'a str,
     /// The caller's address.
     pub client_ip: Option<std::net::IpAddr>,
     /// When the request happened.
     pub time: SystemTime,
+    /// The body size of a write, when known.
+    pub size: Option<u64>,
+    /// The file's tags.
+    pub tags: &'a [String],
 }
 
 /// What Cedar decided.
@@ -87,9 +102,53 @@ pub struct CedarOutcome {
     pub errors: Vec<String>,
 }
 
+/// A request and its entities, built once and evaluated against one or more policy sets
+/// (the enforced set and, in shadow mode, the candidate).
+pub struct CedarQuery {
+    request: Request,
+    entities: Entities,
+    /// The context as evaluated, for explanations (what-if).
+    pub context_json: serde_json::Value,
+}
+
+/// A policy set ready for evaluation: the base role policies plus a tenant's set, split by
+/// action once at compile time, because Cedar's cost grows with every policy in the set,
+/// even those whose action can never match.
+pub struct CompiledSet {
+    /// The tenant version compiled in (None: base policies only).
+    pub version: Option<i64>,
+    by_action: HashMap<Action, PolicySet>,
+    /// How many tenant policies it holds.
+    pub tenant_policies: usize,
+}
+
+impl CompiledSet {
+    /// The policies that can apply to `action`.
+    pub fn for_action(&self, action: Action) -> Option<&PolicySet> {
+        self.by_action.get(&action)
+    }
+}
+
+/// Who wrote a policy set, which decides what it may contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Author {
+    /// Warrant's own role policies.
+    Builtin,
+    /// A tenant's workspace set; `permits_allowed` when an org admin enabled tenant permits.
+    Tenant {
+        /// Whether `permit` policies are accepted.
+        permits_allowed: bool,
+    },
+}
+
 /// Parses Cedar policy text, naming each policy by its `@id("…")` annotation (Cedar does not
 /// use annotations as ids by itself), and validates it against the schema in strict mode.
-pub fn parse_policies(schema: &Schema, src: &str) -> Result<PolicySet, CedarTextError> {
+/// Every problem is reported, each with its location, not just the first.
+pub fn parse_policies(
+    schema: &Schema,
+    src: &str,
+    author: Author,
+) -> Result<PolicySet, CedarTextError> {
     let parsed = PolicySet::from_str(src).map_err(|errs| {
         CedarTextError(
             errs.iter()
@@ -113,15 +172,36 @@ pub fn parse_policies(schema: &Schema, src: &str) -> Result<PolicySet, CedarText
             .annotation("id")
             .map(PolicyId::new)
             .unwrap_or_else(|| policy.id().clone());
-        if let Err(e) = named.add(policy.new_id(id.clone())) {
-            let (line, column, snippet) = locate(src, src.find(&format!("@id(\"{id}\")")));
+        let at = || locate(src, src.find(&format!("@id(\"{id}\")")));
+        let mut refuse = |message: String| {
+            let (line, column, snippet) = at();
             diags.push(Diagnostic {
                 policy_id: Some(id.to_string()),
                 line,
                 column,
                 snippet,
-                message: e.to_string(),
+                message,
             });
+        };
+        if let Author::Tenant { permits_allowed } = author {
+            if id.to_string().starts_with("base/") {
+                refuse(
+                    "policy ids starting with `base/` are reserved for Warrant's role policies"
+                        .into(),
+                );
+                continue;
+            }
+            if !permits_allowed && policy.effect() == cedar_policy::Effect::Permit {
+                refuse(
+                    "workspace policies may only `forbid` (they narrow what roles grant); an \
+                     organisation admin can allow tenant `permit` policies"
+                        .into(),
+                );
+                continue;
+            }
+        }
+        if let Err(e) = named.add(policy.new_id(id.clone())) {
+            refuse(e.to_string());
         }
     }
     let result = Validator::new(schema.clone()).validate(&named, ValidationMode::Strict);
@@ -171,7 +251,12 @@ fn locate(src: &str, offset: Option<usize>) -> (Option<usize>, Option<usize>, Op
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = src[line_start..offset].chars().count() + 1;
-    let snippet = src[line_start..].lines().next().unwrap_or("").trim_end().to_string();
+    let snippet = src[line_start..]
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_end()
+        .to_string();
     (Some(line), Some(column), Some(snippet))
 }
 
@@ -179,6 +264,7 @@ fn locate(src: &str, offset: Option<usize>) -> (Option<usize>, Option<usize>, Op
 pub struct CedarEngine {
     schema: Schema,
     base: PolicySet,
+    base_compiled: std::sync::Arc<CompiledSet>,
     authorizer: Authorizer,
     types: EntityTypes,
     actions: HashMap<Action, EntityUid>,
@@ -192,6 +278,17 @@ struct EntityTypes {
     user: EntityTypeName,
     agent: EntityTypeName,
     client: EntityTypeName,
+    group: EntityTypeName,
+}
+
+fn text_error(message: String) -> CedarTextError {
+    CedarTextError(vec![Diagnostic {
+        policy_id: None,
+        line: None,
+        column: None,
+        snippet: None,
+        message,
+    }])
 }
 
 impl CedarEngine {
@@ -200,28 +297,22 @@ impl CedarEngine {
         let schema = Schema::from_cedarschema_str(SCHEMA_SRC)
             .map_err(|e| CedarTextError(vec![diagnostic_from_miette(SCHEMA_SRC, None, &e)]))?
             .0;
-        let base = parse_policies(&schema, BASE_POLICIES_SRC)?;
-        let name = |n: &str| {
-            EntityTypeName::from_str(n).map_err(|e| {
-                CedarTextError(vec![Diagnostic {
-                    policy_id: None,
-                    line: None,
-                    column: None,
-                    snippet: None,
-                    message: e.to_string(),
-                }])
-            })
-        };
+        let base = parse_policies(&schema, BASE_POLICIES_SRC, Author::Builtin)?;
+        let name = |n: &str| EntityTypeName::from_str(n).map_err(|e| text_error(e.to_string()));
         let action_type = name("Action")?;
-        let actions = Action::ALL
+        let actions: HashMap<Action, EntityUid> = Action::ALL
             .into_iter()
             .map(|a| {
                 (
                     a,
-                    EntityUid::from_type_name_and_id(action_type.clone(), EntityId::new(a.cedar_id())),
+                    EntityUid::from_type_name_and_id(
+                        action_type.clone(),
+                        EntityId::new(a.cedar_id()),
+                    ),
                 )
             })
             .collect();
+        let base_compiled = std::sync::Arc::new(compile_with(&actions, &base, None, None)?);
         Ok(CedarEngine {
             types: EntityTypes {
                 org: name("Org")?,
@@ -231,9 +322,11 @@ impl CedarEngine {
                 user: name("User")?,
                 agent: name("Agent")?,
                 client: name("Client")?,
+                group: name("Group")?,
             },
             schema,
             base,
+            base_compiled,
             authorizer: Authorizer::new(),
             actions,
         })
@@ -249,39 +342,51 @@ impl CedarEngine {
         &self.base
     }
 
-    /// Evaluates one request against the base policies.
-    pub fn evaluate(
+    /// The base policies alone, compiled (for workspaces without a tenant set, and org actions).
+    pub fn base_compiled(&self) -> std::sync::Arc<CompiledSet> {
+        self.base_compiled.clone()
+    }
+
+    /// Parses, validates and compiles a tenant set together with the base policies.
+    pub fn compile_tenant(
         &self,
-        principal_kind: crate::identity::PrincipalKind,
-        principal_id: &str,
-        action: Action,
-        resource: CedarResource<'_>,
-        context: &CedarContext<'_>,
-    ) -> CedarOutcome {
-        match self.build(principal_kind, principal_id, action, resource, context) {
-            Ok((request, entities)) => {
-                let response = self.authorizer.is_authorized(&request, &self.base, &entities);
-                let errors: Vec<String> = response
-                    .diagnostics()
-                    .errors()
-                    .map(|e| e.to_string())
-                    .collect();
-                let policy_ids = response
-                    .diagnostics()
-                    .reason()
-                    .map(|id| id.to_string())
-                    .collect();
-                CedarOutcome {
-                    allowed: response.decision() == CedarDecision::Allow && errors.is_empty(),
-                    policy_ids,
-                    errors,
-                }
-            }
-            Err(e) => CedarOutcome {
+        src: &str,
+        version: i64,
+        permits_allowed: bool,
+    ) -> Result<CompiledSet, CedarTextError> {
+        let tenant = parse_policies(&self.schema, src, Author::Tenant { permits_allowed })?;
+        compile_with(&self.actions, &self.base, Some(&tenant), Some(version))
+    }
+
+    /// Evaluates a built query against a compiled set. Any evaluation error denies.
+    pub fn authorize(&self, set: &CompiledSet, action: Action, query: &CedarQuery) -> CedarOutcome {
+        let Some(policies) = set.for_action(action) else {
+            return CedarOutcome {
                 allowed: false,
                 policy_ids: Vec::new(),
-                errors: vec![e],
-            },
+                errors: vec![format!(
+                    "no policies are compiled for {}",
+                    action.cedar_id()
+                )],
+            };
+        };
+        let response = self
+            .authorizer
+            .is_authorized(&query.request, policies, &query.entities);
+        let errors: Vec<String> = response
+            .diagnostics()
+            .errors()
+            .map(|e| e.to_string())
+            .collect();
+        let policy_ids = response
+            .diagnostics()
+            .reason()
+            .map(|id| id.to_string())
+            .collect();
+        CedarOutcome {
+            allowed: response.decision() == CedarDecision::Allow && errors.is_empty(),
+            policy_ids,
+            errors,
         }
     }
 
@@ -289,22 +394,30 @@ impl CedarEngine {
         EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
     }
 
-    fn build(
+    /// Builds the request and the few entities a decision needs: the principal with its
+    /// groups, and the resource with its ancestors. Nothing is parsed from JSON.
+    pub fn query(
         &self,
-        principal_kind: crate::identity::PrincipalKind,
-        principal_id: &str,
+        principal: CedarPrincipal<'_>,
         action: Action,
         resource: CedarResource<'_>,
         ctx: &CedarContext<'_>,
-    ) -> Result<(Request, Entities), String> {
+    ) -> Result<CedarQuery, String> {
         use crate::identity::PrincipalKind;
-        let principal_type = match principal_kind {
+        let principal_type = match principal.kind {
             PrincipalKind::User => &self.types.user,
             PrincipalKind::Agent => &self.types.agent,
             PrincipalKind::Client => &self.types.client,
         };
-        let principal = Self::uid(principal_type, principal_id);
-        let mut entities = vec![Entity::new_no_attrs(principal.clone(), HashSet::new())];
+        let principal_uid = Self::uid(principal_type, principal.id);
+        let mut entities = Vec::with_capacity(8);
+        let mut groups = HashSet::with_capacity(principal.groups.len());
+        for g in principal.groups {
+            let uid = Self::uid(&self.types.group, g);
+            entities.push(Entity::new_no_attrs(uid.clone(), HashSet::new()));
+            groups.insert(uid);
+        }
+        entities.push(Entity::new_no_attrs(principal_uid.clone(), groups));
         let (resource_uid, path) = match resource {
             CedarResource::Org { org } => {
                 let uid = Self::uid(&self.types.org, org);
@@ -327,10 +440,8 @@ impl CedarEngine {
                 let mut parent = ws_uid.clone();
                 // Each folder on the way down is an entity whose parent is the one above it.
                 for (i, _) in path.match_indices('/') {
-                    let folder = Self::uid(
-                        &self.types.folder,
-                        &format!("{workspace}/{}", &path[..=i]),
-                    );
+                    let folder =
+                        Self::uid(&self.types.folder, &format!("{workspace}/{}", &path[..=i]));
                     entities.push(Entity::new_no_attrs(
                         folder.clone(),
                         HashSet::from([parent]),
@@ -349,38 +460,61 @@ impl CedarEngine {
                 (uid, path)
             }
         };
+        let (folder, name) = match path.rfind('/') {
+            Some(i) => (&path[..=i], &path[i + 1..]),
+            None => ("", path),
+        };
+        let extension = name
+            .rsplit_once('.')
+            .filter(|(stem, _)| !stem.is_empty())
+            .map(|(_, ext)| ext.to_ascii_lowercase())
+            .unwrap_or_default();
+        let time = humantime::format_rfc3339_seconds(ctx.time).to_string();
+        let mut context_json = serde_json::json!({
+            "role": ctx.role,
+            "scopes": ctx.scopes,
+            "token_kind": ctx.token_kind,
+            "principal_kind": ctx.principal_kind,
+            "transport": ctx.transport,
+            "time": time,
+            "path": path,
+            "folder": folder,
+            "extension": extension,
+            "tags": ctx.tags,
+        });
+        let string = |s: &str| RestrictedExpression::new_string(s.to_string());
         let mut pairs = vec![
-            ("role".to_string(), RestrictedExpression::new_string(ctx.role.to_string())),
+            ("role".to_string(), string(ctx.role)),
             (
                 "scopes".to_string(),
-                RestrictedExpression::new_set(
-                    ctx.scopes
-                        .iter()
-                        .map(|s| RestrictedExpression::new_string((*s).to_string())),
-                ),
+                RestrictedExpression::new_set(ctx.scopes.iter().map(|s| string(s))),
             ),
-            (
-                "token_kind".to_string(),
-                RestrictedExpression::new_string(ctx.token_kind.to_string()),
-            ),
-            (
-                "principal_kind".to_string(),
-                RestrictedExpression::new_string(ctx.principal_kind.to_string()),
-            ),
-            (
-                "transport".to_string(),
-                RestrictedExpression::new_string(ctx.transport.to_string()),
-            ),
+            ("token_kind".to_string(), string(ctx.token_kind)),
+            ("principal_kind".to_string(), string(ctx.principal_kind)),
+            ("transport".to_string(), string(ctx.transport)),
             (
                 "time".to_string(),
-                RestrictedExpression::new_datetime(
-                    humantime::format_rfc3339_seconds(ctx.time).to_string(),
-                ),
+                RestrictedExpression::new_datetime(&time),
             ),
-            ("path".to_string(), RestrictedExpression::new_string(path.to_string())),
+            ("path".to_string(), string(path)),
+            ("folder".to_string(), string(folder)),
+            ("extension".to_string(), string(&extension)),
+            (
+                "tags".to_string(),
+                RestrictedExpression::new_set(ctx.tags.iter().map(|t| string(t))),
+            ),
         ];
         if let Some(ip) = ctx.client_ip {
-            pairs.push(("client_ip".to_string(), RestrictedExpression::new_ip(ip.to_string())));
+            pairs.push((
+                "client_ip".to_string(),
+                RestrictedExpression::new_ip(ip.to_string()),
+            ));
+            context_json["client_ip"] = serde_json::json!(ip.to_string());
+        }
+        if let Some(size) = ctx.size {
+            let size = i64::try_from(size).unwrap_or(i64::MAX);
+            pairs.push(("size".to_string(), RestrictedExpression::new_long(size)));
+            context_json["size"] = serde_json::json!(size);
         }
         let context = Context::from_pairs(pairs).map_err(|e| e.to_string())?;
         let action_uid = self
@@ -388,11 +522,49 @@ impl CedarEngine {
             .get(&action)
             .cloned()
             .ok_or_else(|| format!("unknown action {}", action.cedar_id()))?;
-        let request = Request::new(principal, action_uid, resource_uid, context, None)
+        let request = Request::new(principal_uid, action_uid, resource_uid, context, None)
             .map_err(|e| e.to_string())?;
         let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
-        Ok((request, entities))
+        Ok(CedarQuery {
+            request,
+            entities,
+            context_json,
+        })
     }
+}
+
+/// Merges base and tenant policies and splits them by the actions each can apply to.
+fn compile_with(
+    actions: &HashMap<Action, EntityUid>,
+    base: &PolicySet,
+    tenant: Option<&PolicySet>,
+    version: Option<i64>,
+) -> Result<CompiledSet, CedarTextError> {
+    let mut by_action: HashMap<Action, PolicySet> =
+        actions.keys().map(|a| (*a, PolicySet::new())).collect();
+    let all = base
+        .policies()
+        .chain(tenant.into_iter().flat_map(|t| t.policies()));
+    for policy in all {
+        let applies = |uid: &EntityUid| match policy.action_constraint() {
+            ActionConstraint::Any => true,
+            ActionConstraint::Eq(a) => &a == uid,
+            ActionConstraint::In(list) => list.contains(uid),
+        };
+        for (action, uid) in actions {
+            if applies(uid)
+                && let Some(set) = by_action.get_mut(action)
+            {
+                set.add(policy.clone())
+                    .map_err(|e| text_error(e.to_string()))?;
+            }
+        }
+    }
+    Ok(CompiledSet {
+        version,
+        by_action,
+        tenant_policies: tenant.map_or(0, |t| t.policies().count()),
+    })
 }
 
 #[cfg(test)]
@@ -400,16 +572,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tenant_sets_may_only_forbid_unless_permits_are_enabled() {
+        let engine = CedarEngine::builtin().unwrap();
+        let src = "@id(\"open\")\npermit (principal, action, resource);";
+        assert!(engine.compile_tenant(src, 1, false).is_err());
+        assert!(engine.compile_tenant(src, 1, true).is_ok());
+    }
+
+    #[test]
+    fn compiled_sets_hold_only_the_policies_of_each_action() {
+        let engine = CedarEngine::builtin().unwrap();
+        let set = engine
+            .compile_tenant("@id(\"no-deletes\")\nforbid (principal, action == Action::\"files:delete\", resource);", 3, false)
+            .unwrap();
+        let delete = set.for_action(Action::DeleteFile).unwrap();
+        assert!(delete.policy(&PolicyId::new("no-deletes")).is_some());
+        let read = set.for_action(Action::ReadFile).unwrap();
+        assert!(read.policy(&PolicyId::new("no-deletes")).is_none());
+        assert!(read.policy(&PolicyId::new("base/viewer-reads")).is_some());
+    }
+
+    #[test]
     fn builtin_schema_and_base_policies_validate() {
         let engine = CedarEngine::builtin().unwrap();
-        assert!(engine.base().policy(&PolicyId::new("base/viewer-reads")).is_some());
+        assert!(
+            engine
+                .base()
+                .policy(&PolicyId::new("base/viewer-reads"))
+                .is_some()
+        );
     }
 
     #[test]
     fn invalid_policy_reports_every_error_with_location() {
         let engine = CedarEngine::builtin().unwrap();
         let src = "@id(\"a\")\nforbid (principal, action == Action::\"files:nope\", resource);\n@id(\"b\")\nforbid (principal, action, resource) when { context.nope };\n";
-        let err = parse_policies(engine.schema(), src).unwrap_err();
+        let err = parse_policies(
+            engine.schema(),
+            src,
+            Author::Tenant {
+                permits_allowed: false,
+            },
+        )
+        .unwrap_err();
         assert!(err.0.len() >= 2, "{:?}", err.0);
         assert!(err.0.iter().all(|d| d.line.is_some()), "{:?}", err.0);
     }
@@ -417,7 +622,14 @@ mod tests {
     #[test]
     fn parse_error_has_line_and_column() {
         let engine = CedarEngine::builtin().unwrap();
-        let err = parse_policies(engine.schema(), "permit (principal, action, resource)\nwhen { ;").unwrap_err();
+        let err = parse_policies(
+            engine.schema(),
+            "forbid (principal, action, resource)\nwhen { ;",
+            Author::Tenant {
+                permits_allowed: false,
+            },
+        )
+        .unwrap_err();
         assert_eq!(err.0[0].line, Some(2), "{:?}", err.0);
     }
 }

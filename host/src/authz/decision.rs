@@ -28,6 +28,19 @@ impl Layer {
     }
 }
 
+/// What a shadow (candidate) policy set would have decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShadowOutcome {
+    /// The candidate version.
+    pub version: Option<i64>,
+    /// Whether the candidate would allow.
+    pub allowed: bool,
+    /// Its determining policies.
+    pub policy_ids: Vec<String>,
+    /// Its evaluation errors.
+    pub errors: Vec<String>,
+}
+
 /// What the pipeline decided and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
@@ -39,22 +52,41 @@ pub struct Decision {
     pub reasons: Vec<String>,
     /// The ids of the Cedar policies that determined the outcome.
     pub policy_ids: Vec<String>,
+    /// Cedar evaluation errors (each one refuses the request).
+    pub errors: Vec<String>,
     /// For a scope refusal: the scope that was missing.
     pub required_scope: Option<&'static str>,
+    /// The tenant policy version in force (None: base policies only).
+    pub policy_version: Option<i64>,
+    /// The shadow candidate's verdict, when one is being tried.
+    pub shadow: Option<ShadowOutcome>,
     /// Time spent deciding, in microseconds.
     pub elapsed_us: u64,
 }
 
 impl Decision {
+    /// An allow determined by `policy_ids`.
+    pub fn allow(policy_ids: Vec<String>) -> Self {
+        Decision {
+            allowed: true,
+            layer: None,
+            reasons: Vec::new(),
+            policy_ids,
+            errors: Vec::new(),
+            required_scope: None,
+            policy_version: None,
+            shadow: None,
+            elapsed_us: 0,
+        }
+    }
+
     /// A refusal by `layer`.
     pub fn deny(layer: Layer, reason: String) -> Self {
         Decision {
             allowed: false,
             layer: Some(layer),
             reasons: vec![reason],
-            policy_ids: Vec::new(),
-            required_scope: None,
-            elapsed_us: 0,
+            ..Decision::allow(Vec::new())
         }
     }
 }

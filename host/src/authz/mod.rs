@@ -1,25 +1,47 @@
 //! THE decision pipeline. Every service operation asks it before acting:
-//! scope gate → workspace limit → Cedar (base role policies) → [`Decision`].
-//! Deny wins at every step; an evaluation error is a deny (fail closed).
+//! scope gate → workspace limit → Cedar (base role policies + the workspace's tenant set)
+//! → [`Decision`]. Deny wins at every step; an evaluation error is a deny (fail closed).
+//! A candidate tenant set in shadow mode is evaluated beside the enforced one and only logged.
 
 mod action;
 mod caller;
 pub mod cedar;
 mod decision;
+pub mod decision_log;
+pub mod policy_cache;
 mod scope;
 
 pub use action::Action;
 pub use caller::{Caller, CredentialKind, Grant, Transport};
-pub use decision::{Decision, Layer};
+pub use decision::{Decision, Layer, ShadowOutcome};
 pub use scope::{Scope, ScopeSet};
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::identity::{OrgId, OrgRole, Role, WorkspaceId};
-use cedar::{CedarContext, CedarEngine, CedarResource};
+use cedar::{CedarContext, CedarEngine, CedarPrincipal, CedarResource, CompiledSet};
+
+/// The policy sets in force in one workspace: the enforced one and a shadow candidate.
+#[derive(Clone)]
+pub struct WorkspacePolicies {
+    /// Base role policies plus the enforced tenant version.
+    pub enforced: Arc<CompiledSet>,
+    /// Base plus a candidate version, evaluated and logged but never enforced.
+    pub shadow: Option<Arc<CompiledSet>>,
+}
+
+/// What is known about the resource beyond its path.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceFacts {
+    /// The body size of a write, when declared.
+    pub size: Option<u64>,
+    /// The file's tags (for a write: its current tags and the requested ones).
+    pub tags: Vec<String>,
+}
 
 /// Where an action applies, with the caller's role there (looked up by the service).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub enum Target<'a> {
     /// An organisation-level action.
     Org {
@@ -34,11 +56,25 @@ pub enum Target<'a> {
         org: &'a OrgId,
         /// The workspace.
         workspace: &'a WorkspaceId,
-        /// The caller's role in it.
-        role: Role,
+        /// The caller's role in it (None only for hypothetical what-if requests).
+        role: Option<Role>,
         /// A file path, a folder path ending in `/`, or None for the workspace itself.
         path: Option<&'a str>,
+        /// The workspace's policy sets.
+        policies: &'a WorkspacePolicies,
+        /// Size and tags.
+        facts: &'a ResourceFacts,
     },
+}
+
+/// A decision with the context Cedar saw, for the what-if endpoint.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Explanation {
+    /// The decision.
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// The Cedar context the request was evaluated with (None if Cedar was not reached).
+    pub context: Option<serde_json::Value>,
 }
 
 /// The pipeline, shared by every transport.
@@ -61,13 +97,41 @@ impl Authz {
 
     /// Decides whether `caller` may perform `action` on `target`.
     pub fn decide(&self, caller: &Caller, action: Action, target: Target<'_>) -> Decision {
-        let started = Instant::now();
-        let mut decision = self.decide_stages(caller, action, target);
-        decision.elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        decision
+        self.run(caller, action, target, SystemTime::now()).decision
     }
 
-    fn decide_stages(&self, caller: &Caller, action: Action, target: Target<'_>) -> Decision {
+    /// Runs the same pipeline as [`Authz::decide`] and also returns the context used.
+    pub fn explain(
+        &self,
+        caller: &Caller,
+        action: Action,
+        target: Target<'_>,
+        at: SystemTime,
+    ) -> Explanation {
+        self.run(caller, action, target, at)
+    }
+
+    fn run(
+        &self,
+        caller: &Caller,
+        action: Action,
+        target: Target<'_>,
+        at: SystemTime,
+    ) -> Explanation {
+        let started = Instant::now();
+        let mut explanation = self.stages(caller, action, target, at);
+        explanation.decision.elapsed_us =
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        explanation
+    }
+
+    fn stages(
+        &self,
+        caller: &Caller,
+        action: Action,
+        target: Target<'_>,
+        at: SystemTime,
+    ) -> Explanation {
         let needed = action.required_scope();
         if !caller.grant.scopes.allows(needed) {
             let mut d = Decision::deny(
@@ -75,24 +139,37 @@ impl Authz {
                 format!("the credential lacks the scope `{needed}`"),
             );
             d.required_scope = Some(needed.as_str());
-            return d;
+            return Explanation {
+                decision: d,
+                context: None,
+            };
         }
-        let (resource, role) = match target {
+        let empty = ResourceFacts::default();
+        let base = self.cedar.base_compiled();
+        let (resource, role, policies, facts) = match target {
             Target::Org { org, role } => (
                 CedarResource::Org { org: org.as_str() },
                 role.map_or("", OrgRole::as_str),
+                None,
+                &empty,
             ),
             Target::Workspace {
                 org,
                 workspace,
                 role,
                 path,
+                policies,
+                facts,
             } => {
                 if !caller.grant.covers_workspace(workspace) {
-                    return Decision::deny(
+                    let d = Decision::deny(
                         Layer::Workspace,
                         format!("the credential is not valid for workspace {workspace}"),
                     );
+                    return Explanation {
+                        decision: d,
+                        context: None,
+                    };
                 }
                 (
                     CedarResource::Workspace {
@@ -100,7 +177,9 @@ impl Authz {
                         workspace: workspace.as_str(),
                         path,
                     },
-                    role.as_str(),
+                    role.map_or("", Role::as_str),
+                    Some(policies),
+                    facts,
                 )
             }
         };
@@ -111,46 +190,65 @@ impl Authz {
             principal_kind: caller.principal.kind.as_str(),
             transport: caller.transport.as_str(),
             client_ip: caller.client_addr,
-            time: SystemTime::now(),
+            time: at,
+            size: facts.size,
+            tags: &facts.tags,
         };
-        let outcome = self.cedar.evaluate(
-            caller.principal.kind,
-            caller.principal.id.as_str(),
-            action,
-            resource,
-            &context,
-        );
-        if outcome.allowed {
-            return Decision {
-                allowed: true,
-                layer: None,
-                reasons: Vec::new(),
-                policy_ids: outcome.policy_ids,
-                required_scope: None,
-                elapsed_us: 0,
-            };
-        }
-        let reason = if !outcome.errors.is_empty() {
-            format!(
-                "a policy failed to evaluate, so the request is refused: {}",
-                outcome.errors.join("; ")
-            )
-        } else if outcome.policy_ids.is_empty() {
-            format!(
-                "no policy permits `{}` for role `{}`",
-                action.cedar_id(),
-                if role.is_empty() { "none" } else { role }
-            )
+        let principal = CedarPrincipal {
+            kind: caller.principal.kind,
+            id: caller.principal.id.as_str(),
+            groups: &caller.principal.groups,
+        };
+        let query = match self.cedar.query(principal, action, resource, &context) {
+            Ok(q) => q,
+            Err(e) => {
+                let d = Decision::deny(
+                    Layer::Policy,
+                    format!("the request could not be evaluated, so it is refused: {e}"),
+                );
+                return Explanation {
+                    decision: d,
+                    context: None,
+                };
+            }
+        };
+        let enforced = policies.map_or(&base, |p| &p.enforced);
+        let outcome = self.cedar.authorize(enforced, action, &query);
+        let mut decision = if outcome.allowed {
+            Decision::allow(outcome.policy_ids)
         } else {
-            format!("forbidden by {}", outcome.policy_ids.join(", "))
+            let reason = if !outcome.errors.is_empty() {
+                format!(
+                    "a policy failed to evaluate, so the request is refused: {}",
+                    outcome.errors.join("; ")
+                )
+            } else if outcome.policy_ids.is_empty() {
+                format!(
+                    "no policy permits `{}` for role `{}`",
+                    action.cedar_id(),
+                    if role.is_empty() { "none" } else { role }
+                )
+            } else {
+                format!("forbidden by {}", outcome.policy_ids.join(", "))
+            };
+            let mut d = Decision::deny(Layer::Policy, reason);
+            d.policy_ids = outcome.policy_ids;
+            d.errors = outcome.errors;
+            d
         };
-        Decision {
-            allowed: false,
-            layer: Some(Layer::Policy),
-            reasons: vec![reason],
-            policy_ids: outcome.policy_ids,
-            required_scope: None,
-            elapsed_us: 0,
+        decision.policy_version = enforced.version;
+        if let Some(shadow) = policies.and_then(|p| p.shadow.as_ref()) {
+            let s = self.cedar.authorize(shadow, action, &query);
+            decision.shadow = Some(ShadowOutcome {
+                version: shadow.version,
+                allowed: s.allowed,
+                policy_ids: s.policy_ids,
+                errors: s.errors,
+            });
+        }
+        Explanation {
+            decision,
+            context: Some(query.context_json),
         }
     }
 }
@@ -170,6 +268,7 @@ mod tests {
                 org_id: OrgId("org_1".into()),
                 created_by: None,
                 created_at: 0,
+                groups: vec!["contractor".into()],
             },
             grant: Grant {
                 kind: CredentialKind::Pat,
@@ -182,24 +281,51 @@ mod tests {
         }
     }
 
-    fn in_ws<'a>(org: &'a OrgId, ws: &'a WorkspaceId, role: Role, path: &'a str) -> Target<'a> {
-        Target::Workspace {
-            org,
-            workspace: ws,
-            role,
-            path: Some(path),
+    struct Fixture {
+        org: OrgId,
+        ws: WorkspaceId,
+        policies: WorkspacePolicies,
+        facts: ResourceFacts,
+    }
+
+    impl Fixture {
+        fn new(authz: &Authz, tenant: Option<&str>) -> Self {
+            let enforced = match tenant {
+                Some(src) => Arc::new(authz.cedar().compile_tenant(src, 1, false).unwrap()),
+                None => authz.cedar().base_compiled(),
+            };
+            Fixture {
+                org: OrgId("org_1".into()),
+                ws: WorkspaceId("ws_1".into()),
+                policies: WorkspacePolicies {
+                    enforced,
+                    shadow: None,
+                },
+                facts: ResourceFacts::default(),
+            }
+        }
+
+        fn target<'a>(&'a self, role: Role, path: &'a str) -> Target<'a> {
+            Target::Workspace {
+                org: &self.org,
+                workspace: &self.ws,
+                role: Some(role),
+                path: Some(path),
+                policies: &self.policies,
+                facts: &self.facts,
+            }
         }
     }
 
     #[test]
     fn viewer_reads_but_cannot_write() {
         let authz = Authz::new().unwrap();
-        let (org, ws) = (OrgId("org_1".into()), WorkspaceId("ws_1".into()));
+        let f = Fixture::new(&authz, None);
         let c = caller(&["files:read", "files:write"], None);
-        let read = authz.decide(&c, Action::ReadFile, in_ws(&org, &ws, Role::Viewer, "a/b.txt"));
+        let read = authz.decide(&c, Action::ReadFile, f.target(Role::Viewer, "a/b.txt"));
         assert!(read.allowed, "{read:?}");
         assert_eq!(read.policy_ids, vec!["base/viewer-reads"]);
-        let write = authz.decide(&c, Action::WriteFile, in_ws(&org, &ws, Role::Viewer, "a/b.txt"));
+        let write = authz.decide(&c, Action::WriteFile, f.target(Role::Viewer, "a/b.txt"));
         assert!(!write.allowed);
         assert_eq!(write.layer, Some(Layer::Policy));
     }
@@ -207,9 +333,9 @@ mod tests {
     #[test]
     fn missing_scope_is_refused_before_cedar() {
         let authz = Authz::new().unwrap();
-        let (org, ws) = (OrgId("org_1".into()), WorkspaceId("ws_1".into()));
+        let f = Fixture::new(&authz, None);
         let c = caller(&["files:read"], None);
-        let d = authz.decide(&c, Action::WriteFile, in_ws(&org, &ws, Role::Owner, "x"));
+        let d = authz.decide(&c, Action::WriteFile, f.target(Role::Owner, "x"));
         assert_eq!(d.layer, Some(Layer::Scope));
         assert_eq!(d.required_scope, Some("files:write"));
     }
@@ -217,9 +343,86 @@ mod tests {
     #[test]
     fn workspace_limited_credential_is_refused_elsewhere() {
         let authz = Authz::new().unwrap();
-        let (org, ws) = (OrgId("org_1".into()), WorkspaceId("ws_1".into()));
+        let f = Fixture::new(&authz, None);
         let c = caller(&["files:read"], Some(vec![WorkspaceId("ws_2".into())]));
-        let d = authz.decide(&c, Action::ReadFile, in_ws(&org, &ws, Role::Owner, "x"));
+        let d = authz.decide(&c, Action::ReadFile, f.target(Role::Owner, "x"));
         assert_eq!(d.layer, Some(Layer::Workspace));
+    }
+
+    #[test]
+    fn tenant_forbid_narrows_the_base_and_names_its_id() {
+        let authz = Authz::new().unwrap();
+        let f = Fixture::new(
+            &authz,
+            Some(
+                r#"@id("agents-read-only") forbid (principal is Agent, action in [Action::"files:write", Action::"files:delete"], resource);"#,
+            ),
+        );
+        let c = caller(&["files:read", "files:write"], None);
+        let d = authz.decide(&c, Action::WriteFile, f.target(Role::Editor, "a.txt"));
+        assert!(!d.allowed);
+        assert_eq!(d.policy_ids, vec!["agents-read-only"]);
+        assert!(
+            authz
+                .decide(&c, Action::ReadFile, f.target(Role::Editor, "a.txt"))
+                .allowed
+        );
+    }
+
+    #[test]
+    fn groups_and_extensions_reach_cedar() {
+        let authz = Authz::new().unwrap();
+        let f = Fixture::new(
+            &authz,
+            Some(
+                r#"@id("no-archives") forbid (principal in Group::"contractor", action == Action::"files:read", resource) when { ["zip", "tar"].contains(context.extension) };"#,
+            ),
+        );
+        let c = caller(&["files:read"], None);
+        assert!(
+            !authz
+                .decide(&c, Action::ReadFile, f.target(Role::Viewer, "x/data.ZIP"))
+                .allowed
+        );
+        assert!(
+            authz
+                .decide(&c, Action::ReadFile, f.target(Role::Viewer, "x/data.txt"))
+                .allowed
+        );
+    }
+
+    #[test]
+    fn an_erroring_policy_fails_closed() {
+        let authz = Authz::new().unwrap();
+        // `size` is optional: reading it without `has` validates only with a guard, so build
+        // an error at run time instead: an overflow in arithmetic.
+        let f = Fixture::new(
+            &authz,
+            Some(
+                r#"@id("overflow") forbid (principal, action == Action::"files:read", resource) when { 9223372036854775807 + 1 > 0 };"#,
+            ),
+        );
+        let c = caller(&["files:read"], None);
+        let d = authz.decide(&c, Action::ReadFile, f.target(Role::Viewer, "a.txt"));
+        assert!(!d.allowed, "{d:?}");
+        assert!(!d.errors.is_empty());
+    }
+
+    #[test]
+    fn shadow_set_is_evaluated_but_not_enforced() {
+        let authz = Authz::new().unwrap();
+        let mut f = Fixture::new(&authz, None);
+        f.policies.shadow = Some(Arc::new(
+            authz
+                .cedar()
+                .compile_tenant(r#"@id("no-reads") forbid (principal, action == Action::"files:read", resource);"#, 2, false)
+                .unwrap(),
+        ));
+        let c = caller(&["files:read"], None);
+        let d = authz.decide(&c, Action::ReadFile, f.target(Role::Viewer, "a.txt"));
+        assert!(d.allowed);
+        let shadow = d.shadow.unwrap();
+        assert!(!shadow.allowed);
+        assert_eq!(shadow.version, Some(2));
     }
 }

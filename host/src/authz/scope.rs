@@ -138,7 +138,9 @@ impl ScopeSet {
 
     /// The scopes held, in stable order.
     pub fn iter(self) -> impl Iterator<Item = Scope> {
-        Scope::ALL.into_iter().filter(move |s| self.0 & s.bit() != 0)
+        Scope::ALL
+            .into_iter()
+            .filter(move |s| self.0 & s.bit() != 0)
     }
 
     /// Parses a list of wire names; the first unknown one is returned as the error.
@@ -186,7 +188,10 @@ mod tests {
 
     #[test]
     fn parse_refuses_unknown_scope() {
-        assert_eq!(ScopeSet::parse(["files:read", "root"]), Err("root".to_string()));
+        assert_eq!(
+            ScopeSet::parse(["files:read", "root"]),
+            Err("root".to_string())
+        );
     }
 
     #[test]

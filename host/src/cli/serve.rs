@@ -16,6 +16,7 @@ pub fn init_logging() {
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let json = std::env::var("WARRANT_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     // A second initialisation (in tests) is harmless: keep the first.
@@ -30,6 +31,8 @@ pub fn init_logging() {
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let settings = Settings {
         max_upload_bytes: config.max_upload_bytes,
+        decision_retention_days: config.decision_retention_days,
+        ..Settings::default()
     };
     let warrant = Warrant::open(&config.database.database_url, &config.data_dir, settings)
         .await
@@ -39,10 +42,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 crate::store::redact_url(&config.database.database_url)
             )
         })?;
-    warrant
-        .prepare_storage()
-        .await
-        .with_context(|| format!("could not prepare the data folder {}", config.data_dir.display()))?;
+    warrant.prepare_storage().await.with_context(|| {
+        format!(
+            "could not prepare the data folder {}",
+            config.data_dir.display()
+        )
+    })?;
     if !config.no_bootstrap && warrant.needs_bootstrap().await? {
         let output = warrant
             .bootstrap("owner@localhost", None, "Default organisation")
@@ -77,8 +82,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("the server failed")?;
-    tracing::info!("shut down; closing the database");
-    warrant.store().close().await;
+    tracing::info!("shut down; flushing the decision log and closing the database");
+    warrant.shutdown().await;
     Ok(())
 }
 

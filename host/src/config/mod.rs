@@ -34,6 +34,9 @@ pub struct ServeConfig {
     /// The largest file body accepted, in bytes (default 100 MiB).
     #[arg(long, env = "WARRANT_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_upload_bytes: u64,
+    /// How long the decision log keeps decisions, in days.
+    #[arg(long, env = "WARRANT_DECISION_RETENTION_DAYS", default_value_t = 30)]
+    pub decision_retention_days: i64,
     /// Do not create an owner on an empty database.
     #[arg(long, env = "WARRANT_NO_BOOTSTRAP")]
     pub no_bootstrap: bool,

@@ -1,8 +1,8 @@
 //! Password hashing with argon2id (the OWASP default parameters of the `argon2` crate).
 //! Hashing is deliberately slow, so callers run it on a blocking thread.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 /// Hashes a password into a PHC string (`$argon2id$…`).
 pub fn hash(password: &str) -> Result<String, crate::Error> {
@@ -16,7 +16,11 @@ pub fn hash(password: &str) -> Result<String, crate::Error> {
 /// Checks a password against a stored PHC string (constant-time inside argon2).
 pub fn verify(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 

@@ -62,7 +62,11 @@ pub fn check_format(token: &str) -> Result<(), FormatError> {
     if !token.starts_with(PREFIX) {
         return Err(FormatError::NotAPat);
     }
-    if token.len() != TOKEN_LEN || !token.bytes().skip(PREFIX.len()).all(|b| b.is_ascii_alphanumeric())
+    if token.len() != TOKEN_LEN
+        || !token
+            .bytes()
+            .skip(PREFIX.len())
+            .all(|b| b.is_ascii_alphanumeric())
     {
         return Err(FormatError::Malformed);
     }

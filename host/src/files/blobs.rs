@@ -82,7 +82,12 @@ impl BlobStore {
         Ok(StoredBlob { id, size, sha256 })
     }
 
-    async fn write_tmp<S, E>(&self, path: &Path, mut body: S, limit: u64) -> Result<(u64, String), Error>
+    async fn write_tmp<S, E>(
+        &self,
+        path: &Path,
+        mut body: S,
+        limit: u64,
+    ) -> Result<(u64, String), Error>
     where
         S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -115,10 +120,10 @@ impl BlobStore {
 
     /// Removes a blob no version points at any more; a missing blob is not an error.
     pub async fn remove(&self, id: &str) {
-        if let Err(e) = fs::remove_file(self.path_of(id)).await {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(blob = id, error = %e, "could not remove an unused blob");
-            }
+        if let Err(e) = fs::remove_file(self.path_of(id)).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(blob = id, error = %e, "could not remove an unused blob");
         }
     }
 }

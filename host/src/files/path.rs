@@ -22,7 +22,9 @@ fn check_segments(path: &str) -> Result<(), Error> {
         )));
     }
     if path.starts_with('/') {
-        return Err(Error::InvalidPath("a path must be relative (no leading `/`)".into()));
+        return Err(Error::InvalidPath(
+            "a path must be relative (no leading `/`)".into(),
+        ));
     }
     if let Some(c) = path.chars().find(|c| c.is_control()) {
         return Err(Error::InvalidPath(format!(
@@ -35,9 +37,15 @@ fn check_segments(path: &str) -> Result<(), Error> {
     }
     for segment in path.split('/') {
         match segment {
-            "" => return Err(Error::InvalidPath("a path may not contain empty segments (`//`)".into())),
+            "" => {
+                return Err(Error::InvalidPath(
+                    "a path may not contain empty segments (`//`)".into(),
+                ));
+            }
             "." | ".." => {
-                return Err(Error::InvalidPath("a path may not contain `.` or `..` segments".into()));
+                return Err(Error::InvalidPath(
+                    "a path may not contain `.` or `..` segments".into(),
+                ));
             }
             s if s.len() > MAX_SEGMENT_BYTES => {
                 return Err(Error::InvalidPath(format!(
@@ -62,7 +70,9 @@ impl FilePath {
             return Err(Error::InvalidPath("the path is empty".into()));
         }
         if path.ends_with('/') {
-            return Err(Error::InvalidPath("a file path may not end with `/`".into()));
+            return Err(Error::InvalidPath(
+                "a file path may not end with `/`".into(),
+            ));
         }
         check_segments(path)?;
         Ok(FilePath(path.to_string()))
@@ -81,7 +91,9 @@ impl FolderPrefix {
             return Ok(FolderPrefix(String::new()));
         }
         if !prefix.ends_with('/') {
-            return Err(Error::InvalidPath("a folder prefix must end with `/`".into()));
+            return Err(Error::InvalidPath(
+                "a folder prefix must end with `/`".into(),
+            ));
         }
         check_segments(&prefix[..prefix.len() - 1])?;
         Ok(FolderPrefix(prefix.to_string()))
@@ -99,7 +111,12 @@ mod tests {
 
     #[test]
     fn canonical_paths_are_accepted() {
-        for p in ["a", "a/b.txt", "reports/2026/q3 final.pdf", "ünïcode/ファイル"] {
+        for p in [
+            "a",
+            "a/b.txt",
+            "reports/2026/q3 final.pdf",
+            "ünïcode/ファイル",
+        ] {
             assert!(FilePath::parse(p).is_ok(), "{p}");
         }
     }
@@ -108,8 +125,19 @@ mod tests {
     fn traversal_and_odd_paths_are_refused() {
         let long = "a".repeat(2000);
         for p in [
-            "", "/etc/passwd", "../x", "a/../../b", "a//b", "./a", "a/.", "a\0b", "a\u{1}b",
-            "a\\b", "dir/", " a", long.as_str(),
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../b",
+            "a//b",
+            "./a",
+            "a/.",
+            "a\0b",
+            "a\u{1}b",
+            "a\\b",
+            "dir/",
+            " a",
+            long.as_str(),
         ] {
             assert!(FilePath::parse(p).is_err(), "{p:?}");
         }

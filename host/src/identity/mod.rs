@@ -67,6 +67,8 @@ pub struct Principal {
     pub created_by: Option<PrincipalId>,
     /// Unix seconds.
     pub created_at: i64,
+    /// Labels the organisation gives it (`contractor`), seen by Cedar as `Group` parents.
+    pub groups: Vec<String>,
 }
 
 /// An organisation: owns principals and workspaces and sets the token expiry cap.
@@ -78,6 +80,8 @@ pub struct Org {
     pub name: String,
     /// The longest lifetime, in days, of a personal access token in this org.
     pub max_token_days: i64,
+    /// Whether workspace policy sets may contain `permit` (by default they may only forbid).
+    pub allow_tenant_permits: bool,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -93,6 +97,10 @@ pub struct Workspace {
     pub name: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// The enforced tenant policy version (None: the base role policies alone).
+    pub policy_version: Option<i64>,
+    /// A candidate policy version evaluated in shadow mode, if any.
+    pub shadow_version: Option<i64>,
 }
 
 /// A principal's role in one workspace.

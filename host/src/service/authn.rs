@@ -26,9 +26,10 @@ impl Warrant {
             pat::FormatError::Malformed => Error::InvalidToken("malformed token"),
             pat::FormatError::BadChecksum => Error::InvalidToken("token checksum mismatch"),
         })?;
-        let (record, principal) = store::tokens::find_by_hash(self.store.pool(), &pat::hash(bearer))
-            .await?
-            .ok_or(Error::InvalidToken("unknown token"))?;
+        let (record, principal) =
+            store::tokens::find_by_hash(self.store.pool(), &pat::hash(bearer))
+                .await?
+                .ok_or(Error::InvalidToken("unknown token"))?;
         let now = store::now();
         if record.revoked_at.is_some() {
             return Err(Error::InvalidToken("the token has been revoked"));
@@ -58,7 +59,11 @@ impl Warrant {
             let Ok(mut written) = self.last_use_written.lock() else {
                 return;
             };
-            let last = written.get(id.as_str()).copied().or(stored).unwrap_or(i64::MIN);
+            let last = written
+                .get(id.as_str())
+                .copied()
+                .or(stored)
+                .unwrap_or(i64::MIN);
             if now.saturating_sub(last) < LAST_USE_WRITE_INTERVAL_SECS {
                 return;
             }

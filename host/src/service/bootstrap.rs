@@ -68,6 +68,7 @@ impl Warrant {
             id: OrgId::generate(),
             name: org_name.to_string(),
             max_token_days: 90,
+            allow_tenant_permits: false,
             created_at: now,
         };
         store::orgs::insert(&mut *tx, &org).await?;
@@ -79,6 +80,7 @@ impl Warrant {
             org_id: org.id.clone(),
             created_by: None,
             created_at: now,
+            groups: Vec::new(),
         };
         store::principals::insert(&mut *tx, &user, password_hash.as_deref()).await?;
         store::orgs::set_member(&mut *tx, &org.id, &user.id, OrgRole::Owner).await?;

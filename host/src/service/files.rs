@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 use super::Warrant;
-use crate::authz::{Action, Caller};
+use crate::authz::{Action, Caller, ResourceFacts};
 use crate::files::{FilePath, FolderPrefix};
 use crate::identity::WorkspaceId;
 use crate::store::files::FileMeta;
@@ -26,6 +26,19 @@ pub struct WriteConditions {
     pub if_none_match_any: bool,
 }
 
+/// What a write asks for besides the bytes.
+#[derive(Debug, Clone, Default)]
+pub struct WriteRequest {
+    /// The declared content type.
+    pub content_type: Option<String>,
+    /// The declared body length, when given.
+    pub declared_len: Option<u64>,
+    /// New tags (None keeps the current ones).
+    pub tags: Option<Vec<String>>,
+    /// Preconditions.
+    pub conditions: WriteConditions,
+}
+
 /// What a write did.
 #[derive(Debug)]
 pub struct PutOutcome {
@@ -33,6 +46,20 @@ pub struct PutOutcome {
     pub meta: FileMeta,
     /// True when the path did not exist before.
     pub created: bool,
+}
+
+/// How much of a refused body is read and discarded before answering.
+const DRAIN_LIMIT: u64 = 8 * 1024 * 1024;
+
+async fn drain(body: &mut FileBody, limit: u64) {
+    use futures::StreamExt;
+    let mut read = 0u64;
+    while read <= limit {
+        match body.next().await {
+            Some(Ok(chunk)) => read += chunk.len() as u64,
+            _ => break,
+        }
+    }
 }
 
 /// How many times a writer retries after losing a race before giving up with 409.
@@ -47,19 +74,53 @@ impl Warrant {
         caller: &Caller,
         ws: &str,
         path: &str,
-        content_type: Option<&str>,
-        declared_len: Option<u64>,
-        conditions: WriteConditions,
-        body: FileBody,
+        req: WriteRequest,
+        mut body: FileBody,
+    ) -> Result<PutOutcome> {
+        let result = self.write_file(caller, ws, path, req, &mut body).await;
+        if result.is_err() {
+            // Read (and discard) a little of what the client is still sending, so it sees our
+            // answer instead of a connection reset; beyond that the connection is closed.
+            drain(&mut body, DRAIN_LIMIT).await;
+        }
+        result
+    }
+
+    async fn write_file(
+        &self,
+        caller: &Caller,
+        ws: &str,
+        path: &str,
+        req: WriteRequest,
+        body: &mut FileBody,
     ) -> Result<PutOutcome> {
         let ws = WorkspaceId(ws.to_string());
         let path = FilePath::parse(path)?;
-        self.workspace_access(caller, &ws, Action::WriteFile, Some(path.as_str())).await?;
+        let keep_tags = req.tags.is_none();
+        let requested_tags = req
+            .tags
+            .map(|t| super::orgs::check_labels("tag", t))
+            .transpose()?;
+        let current_tags = self.current_tags(&ws, path.as_str()).await?;
+        // Policies see both what the file is and what it would become.
+        let mut tags = current_tags.clone();
+        tags.extend(requested_tags.iter().flatten().cloned());
+        tags.sort();
+        tags.dedup();
+        let facts = ResourceFacts {
+            size: req.declared_len,
+            tags,
+        };
+        self.workspace_access(caller, &ws, Action::WriteFile, Some(path.as_str()), &facts)
+            .await?;
         let limit = self.settings.max_upload_bytes;
-        if declared_len.is_some_and(|n| n > limit) {
+        if req.declared_len.is_some_and(|n| n > limit) {
             return Err(Error::PayloadTooLarge { limit });
         }
-        let content_type = content_type
+        let conditions = req.conditions;
+        let content_type = req
+            .content_type
+            .as_deref()
             .filter(|c| !c.is_empty() && c.len() <= 255 && !c.chars().any(char::is_control))
             .unwrap_or("application/octet-stream");
         let blob = self.blobs.write(body, limit).await?;
@@ -71,17 +132,25 @@ impl Warrant {
             etag: format!("{}-{}", &blob.sha256[..16], &blob.id[..8]),
             sha256: blob.sha256,
             content_type: content_type.to_string(),
+            tags: requested_tags.unwrap_or_default(),
             updated_by: caller.principal.id.clone(),
             updated_at: store::now(),
         };
-        let outcome = self.install_version(&mut meta, &conditions).await;
+        let outcome = self
+            .install_version(&mut meta, &conditions, keep_tags)
+            .await;
         match outcome {
             Ok((created, replaced_blob)) => {
                 if let Some(old) = replaced_blob {
                     self.blobs.remove(&old).await;
                 }
-                self.audit(caller, "file.write", &format!("{ws}/{}", meta.path), Some(meta.sha256.clone()))
-                    .await;
+                self.audit(
+                    caller,
+                    "file.write",
+                    &format!("{ws}/{}", meta.path),
+                    Some(meta.sha256.clone()),
+                )
+                .await;
                 Ok(PutOutcome { meta, created })
             }
             Err(e) => {
@@ -97,23 +166,34 @@ impl Warrant {
         &self,
         meta: &mut FileMeta,
         conditions: &WriteConditions,
+        keep_tags: bool,
     ) -> Result<(bool, Option<String>)> {
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let current = store::files::get(self.store.pool(), &meta.workspace_id, &meta.path).await?;
+            let current =
+                store::files::get(self.store.pool(), &meta.workspace_id, &meta.path).await?;
             match &current {
                 Some(cur) => {
                     if conditions.if_none_match_any {
-                        return Err(Error::PreconditionFailed(format!("{} already exists", meta.path)));
+                        return Err(Error::PreconditionFailed(format!(
+                            "{} already exists",
+                            meta.path
+                        )));
                     }
-                    if let Some(expected) = conditions.if_match.as_deref() {
-                        if expected != "*" && expected != cur.etag {
-                            return Err(Error::PreconditionFailed(format!(
-                                "{} has changed: its current etag is \"{}\"",
-                                meta.path, cur.etag
-                            )));
-                        }
+                    if let Some(expected) = conditions.if_match.as_deref()
+                        && expected != "*"
+                        && expected != cur.etag
+                    {
+                        return Err(Error::PreconditionFailed(format!(
+                            "{} has changed: its current etag is \"{}\"",
+                            meta.path, cur.etag
+                        )));
                     }
-                    if store::files::replace_if_current(self.store.pool(), meta, &cur.blob_id).await? {
+                    if keep_tags {
+                        meta.tags = cur.tags.clone();
+                    }
+                    if store::files::replace_if_current(self.store.pool(), meta, &cur.blob_id)
+                        .await?
+                    {
                         return Ok((false, Some(cur.blob_id.clone())));
                     }
                 }
@@ -136,11 +216,34 @@ impl Warrant {
         )))
     }
 
+    /// The tags of the file at `path`, if it exists (policies may speak of them).
+    pub(super) async fn current_tags(&self, ws: &WorkspaceId, path: &str) -> Result<Vec<String>> {
+        Ok(store::files::get(self.store.pool(), ws, path)
+            .await?
+            .map(|m| m.tags)
+            .unwrap_or_default())
+    }
+
+    /// The facts policies see about an existing file.
+    async fn facts_of(&self, ws: &WorkspaceId, path: &str) -> Result<ResourceFacts> {
+        Ok(ResourceFacts {
+            size: None,
+            tags: self.current_tags(ws, path).await?,
+        })
+    }
+
     /// A file's metadata and an open handle on its bytes.
-    pub async fn get_file(&self, caller: &Caller, ws: &str, path: &str) -> Result<(FileMeta, tokio::fs::File)> {
+    pub async fn get_file(
+        &self,
+        caller: &Caller,
+        ws: &str,
+        path: &str,
+    ) -> Result<(FileMeta, tokio::fs::File)> {
         let ws = WorkspaceId(ws.to_string());
         let path = FilePath::parse(path)?;
-        self.workspace_access(caller, &ws, Action::ReadFile, Some(path.as_str())).await?;
+        let facts = self.facts_of(&ws, path.as_str()).await?;
+        self.workspace_access(caller, &ws, Action::ReadFile, Some(path.as_str()), &facts)
+            .await?;
         // A concurrent replace may remove the blob between the two reads: read again then.
         for _ in 0..3 {
             let meta = store::files::get(self.store.pool(), &ws, path.as_str())
@@ -152,50 +255,95 @@ impl Warrant {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::Conflict("the file is changing too fast to be read; try again".into()))
+        Err(Error::Conflict(
+            "the file is changing too fast to be read; try again".into(),
+        ))
     }
 
     /// Deletes a file (only the version with `if_match`, when given).
-    pub async fn delete_file(&self, caller: &Caller, ws: &str, path: &str, if_match: Option<&str>) -> Result<()> {
+    pub async fn delete_file(
+        &self,
+        caller: &Caller,
+        ws: &str,
+        path: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
         let ws = WorkspaceId(ws.to_string());
         let path = FilePath::parse(path)?;
-        self.workspace_access(caller, &ws, Action::DeleteFile, Some(path.as_str())).await?;
+        let facts = self.facts_of(&ws, path.as_str()).await?;
+        self.workspace_access(caller, &ws, Action::DeleteFile, Some(path.as_str()), &facts)
+            .await?;
         let etag = if_match.filter(|e| *e != "*");
         match store::files::delete(self.store.pool(), &ws, path.as_str(), etag).await? {
             Some(blob) => {
                 self.blobs.remove(&blob).await;
-                self.audit(caller, "file.delete", &format!("{ws}/{}", path.as_str()), None).await;
+                self.audit(
+                    caller,
+                    "file.delete",
+                    &format!("{ws}/{}", path.as_str()),
+                    None,
+                )
+                .await;
                 Ok(())
             }
             None if etag.is_some()
-                && store::files::get(self.store.pool(), &ws, path.as_str()).await?.is_some() =>
+                && store::files::get(self.store.pool(), &ws, path.as_str())
+                    .await?
+                    .is_some() =>
             {
-                Err(Error::PreconditionFailed(format!("{} has changed", path.as_str())))
+                Err(Error::PreconditionFailed(format!(
+                    "{} has changed",
+                    path.as_str()
+                )))
             }
             None => Err(Error::NotFound("file")),
         }
     }
 
     /// The files under a folder prefix.
-    pub async fn list_files(&self, caller: &Caller, ws: &str, prefix: &str) -> Result<Vec<FileMeta>> {
+    pub async fn list_files(
+        &self,
+        caller: &Caller,
+        ws: &str,
+        prefix: &str,
+    ) -> Result<Vec<FileMeta>> {
         let ws = WorkspaceId(ws.to_string());
         let prefix = FolderPrefix::parse(prefix)?;
         let target = Some(prefix.as_str()).filter(|p| !p.is_empty());
-        self.workspace_access(caller, &ws, Action::ListFiles, target).await?;
+        self.workspace_access(
+            caller,
+            &ws,
+            Action::ListFiles,
+            target,
+            &ResourceFacts::default(),
+        )
+        .await?;
         Ok(store::files::list(self.store.pool(), &ws, prefix.as_str(), LIST_LIMIT).await?)
     }
 
     /// Moves or renames a file; both paths must be allowed, and `to` must be free.
-    pub async fn move_file(&self, caller: &Caller, ws: &str, from: &str, to: &str) -> Result<FileMeta> {
+    pub async fn move_file(
+        &self,
+        caller: &Caller,
+        ws: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<FileMeta> {
         let ws = WorkspaceId(ws.to_string());
         let from = FilePath::parse(from)?;
         let to = FilePath::parse(to)?;
-        self.workspace_access(caller, &ws, Action::MoveFile, Some(from.as_str())).await?;
-        self.workspace_access(caller, &ws, Action::MoveFile, Some(to.as_str())).await?;
+        let facts = self.facts_of(&ws, from.as_str()).await?;
+        self.workspace_access(caller, &ws, Action::MoveFile, Some(from.as_str()), &facts)
+            .await?;
+        self.workspace_access(caller, &ws, Action::MoveFile, Some(to.as_str()), &facts)
+            .await?;
         if from == to {
             return Err(Error::Unprocessable("from and to are the same path".into()));
         }
-        if store::files::get(self.store.pool(), &ws, to.as_str()).await?.is_some() {
+        if store::files::get(self.store.pool(), &ws, to.as_str())
+            .await?
+            .is_some()
+        {
             return Err(Error::Conflict(format!("{} already exists", to.as_str())));
         }
         let moved = store::files::rename(

@@ -6,21 +6,25 @@ mod authn;
 mod bootstrap;
 mod files;
 pub mod orgs;
+pub mod policies;
 mod tokens;
 pub mod workspaces;
 
 pub use bootstrap::{BootstrapOutput, IssuedToken};
-pub use files::{FileBody, PutOutcome, WriteConditions};
+pub use files::{FileBody, PutOutcome, WriteConditions, WriteRequest};
 pub use tokens::{NewToken, TokenView, rfc3339};
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::authz::{Action, Authz, Caller, Decision, Target};
+use crate::authz::decision_log::DecisionLog;
+use crate::authz::policy_cache::{PolicyCache, Slot};
+use crate::authz::{Action, Authz, Caller, Decision, ResourceFacts, Target, WorkspacePolicies};
 use crate::files::BlobStore;
 use crate::identity::{OrgId, OrgRole, Role, Workspace, WorkspaceId};
 use crate::store::audit::AuditEntry;
+use crate::store::decisions::DecisionRecord;
 use crate::store::{self, Store};
 use crate::{Error, Result};
 
@@ -29,12 +33,18 @@ use crate::{Error, Result};
 pub struct Settings {
     /// The largest file body accepted, in bytes.
     pub max_upload_bytes: u64,
+    /// How long decisions are kept, in days.
+    pub decision_retention_days: i64,
+    /// How many decisions may wait to be written before new ones are dropped.
+    pub decision_queue: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_upload_bytes: 100 * 1024 * 1024,
+            decision_retention_days: 30,
+            decision_queue: 65_536,
         }
     }
 }
@@ -43,10 +53,20 @@ impl Default for Settings {
 pub struct Warrant {
     store: Store,
     authz: Authz,
+    policies: PolicyCache,
+    decision_log: DecisionLog,
     blobs: BlobStore,
     settings: Settings,
     /// When each token's last use was last written, so it is written at most once a minute.
     last_use_written: Mutex<HashMap<String, i64>>,
+}
+
+/// A workspace the caller may act in, with what the decision needed.
+pub(crate) struct Access {
+    /// The workspace.
+    pub workspace: Workspace,
+    /// The caller's role in it.
+    pub role: Role,
 }
 
 impl Warrant {
@@ -55,9 +75,16 @@ impl Warrant {
         let store = Store::open(database_url).await?;
         let blobs = BlobStore::new(data_dir);
         let authz = Authz::new().map_err(|e| Error::Internal(format!("built-in policies: {e}")))?;
+        let decision_log = DecisionLog::start(
+            store.clone(),
+            settings.decision_queue,
+            settings.decision_retention_days,
+        );
         Ok(Warrant {
             store,
             authz,
+            policies: PolicyCache::default(),
+            decision_log,
             blobs,
             settings,
             last_use_written: Mutex::new(HashMap::new()),
@@ -79,24 +106,87 @@ impl Warrant {
         &self.settings
     }
 
-    /// Runs the pipeline; a refusal becomes [`Error::Forbidden`] carrying the decision.
+    /// Counters for `/metrics`.
+    pub fn metrics(&self) -> Vec<(&'static str, &'static str, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = self.decision_log.stats();
+        vec![
+            (
+                "warrant_decision_log_written_total",
+                "decisions written to the log",
+                s.written.load(Relaxed),
+            ),
+            (
+                "warrant_decision_log_dropped_total",
+                "decisions dropped because the log queue was full",
+                s.dropped.load(Relaxed),
+            ),
+            (
+                "warrant_decision_log_failed_total",
+                "decisions lost to database errors",
+                s.failed.load(Relaxed),
+            ),
+        ]
+    }
+
+    /// Flushes the decision log and closes the database.
+    pub async fn shutdown(&self) {
+        self.decision_log.close().await;
+        self.store.close().await;
+    }
+
+    /// Runs the pipeline and logs the decision; a refusal becomes [`Error::Forbidden`].
     fn authorize(&self, caller: &Caller, action: Action, target: Target<'_>) -> Result<Decision> {
         let decision = self.authz.decide(caller, action, target);
-        tracing::debug!(
-            principal = %caller.principal.id,
-            credential = %caller.grant.credential_id,
-            action = action.cedar_id(),
-            allowed = decision.allowed,
-            layer = decision.layer.map(|l| l.as_str()),
-            policies = ?decision.policy_ids,
-            elapsed_us = decision.elapsed_us,
-            "decision"
-        );
+        self.decision_log
+            .record(record_of(caller, action, target, &decision));
         if decision.allowed {
             Ok(decision)
         } else {
             Err(Error::Forbidden(Box::new(decision)))
         }
+    }
+
+    /// The compiled policy sets in force in a workspace (cached by version).
+    async fn policies_of(&self, ws: &Workspace) -> Result<WorkspacePolicies> {
+        let enforced = match ws.policy_version {
+            None => self.authz.cedar().base_compiled(),
+            Some(v) => self.compiled(&ws.id, Slot::Enforced, v).await?,
+        };
+        let shadow = match ws.shadow_version {
+            None => None,
+            Some(v) => Some(self.compiled(&ws.id, Slot::Shadow, v).await?),
+        };
+        Ok(WorkspacePolicies { enforced, shadow })
+    }
+
+    async fn compiled(
+        &self,
+        ws: &WorkspaceId,
+        slot: Slot,
+        version: i64,
+    ) -> Result<Arc<crate::authz::cedar::CompiledSet>> {
+        if let Some(set) = self.policies.get(ws, slot, version) {
+            return Ok(set);
+        }
+        let stored = store::policies::get(self.store.pool(), ws, version)
+            .await?
+            .ok_or_else(|| {
+                Error::Internal(format!("policy version {version} of {ws} is missing"))
+            })?;
+        // It was validated when stored; permits were allowed then if it holds any.
+        let set = self
+            .authz
+            .cedar()
+            .compile_tenant(&stored.source, version, true)
+            .map_err(|e| {
+                Error::Internal(format!(
+                    "stored policy version {version} of {ws} no longer compiles: {e}"
+                ))
+            })?;
+        let set = Arc::new(set);
+        self.policies.put(ws, slot, set.clone());
+        Ok(set)
     }
 
     /// Loads a workspace the caller holds a role in (404 otherwise, so its existence is not
@@ -107,23 +197,27 @@ impl Warrant {
         ws: &WorkspaceId,
         action: Action,
         path: Option<&str>,
-    ) -> Result<(Workspace, Role)> {
+        facts: &ResourceFacts,
+    ) -> Result<Access> {
         let (workspace, role) =
             store::workspaces::get_with_role(self.store.pool(), ws, &caller.principal.id)
                 .await?
                 .and_then(|(w, role)| role.map(|r| (w, r)))
                 .ok_or(Error::NotFound("workspace"))?;
+        let policies = self.policies_of(&workspace).await?;
         self.authorize(
             caller,
             action,
             Target::Workspace {
                 org: &workspace.org_id,
                 workspace: &workspace.id,
-                role,
+                role: Some(role),
                 path,
+                policies: &policies,
+                facts,
             },
         )?;
-        Ok((workspace, role))
+        Ok(Access { workspace, role })
     }
 
     /// Authorizes an organisation-level action; an org the caller does not belong to is a 404.
@@ -131,7 +225,14 @@ impl Warrant {
         let role = store::orgs::member_role(self.store.pool(), org, &caller.principal.id)
             .await?
             .ok_or(Error::NotFound("organisation"))?;
-        self.authorize(caller, action, Target::Org { org, role: Some(role) })?;
+        self.authorize(
+            caller,
+            action,
+            Target::Org {
+                org,
+                role: Some(role),
+            },
+        )?;
         Ok(role)
     }
 
@@ -148,6 +249,38 @@ impl Warrant {
         if let Err(e) = store::audit::record(self.store.pool(), &entry).await {
             tracing::error!(error = %e, action, target, "could not write the audit log");
         }
+    }
+}
+
+/// The decision log record of one decision.
+fn record_of(caller: &Caller, action: Action, target: Target<'_>, d: &Decision) -> DecisionRecord {
+    let (workspace_id, resource) = match target {
+        Target::Org { org, .. } => (None, org.0.clone()),
+        Target::Workspace {
+            workspace, path, ..
+        } => (Some(workspace.0.clone()), path.unwrap_or("").to_string()),
+    };
+    let mut reasons = d.reasons.clone();
+    reasons.extend(d.errors.iter().cloned());
+    DecisionRecord {
+        id: crate::identity::new_id("dec"),
+        at_ms: store::now_ms(),
+        workspace_id,
+        principal_id: caller.principal.id.0.clone(),
+        principal_kind: caller.principal.kind.as_str().to_string(),
+        credential_id: caller.grant.credential_id.clone(),
+        action: action.cedar_id().to_string(),
+        resource,
+        transport: caller.transport.as_str().to_string(),
+        allowed: d.allowed,
+        layer: d.layer.map(|l| l.as_str().to_string()),
+        policy_ids: d.policy_ids.clone(),
+        reasons,
+        elapsed_us: i64::try_from(d.elapsed_us).unwrap_or(i64::MAX),
+        policy_version: d.policy_version,
+        shadow_version: d.shadow.as_ref().and_then(|s| s.version),
+        shadow_allowed: d.shadow.as_ref().map(|s| s.allowed),
+        shadow_policy_ids: d.shadow.as_ref().map(|s| s.policy_ids.clone()),
     }
 }
 

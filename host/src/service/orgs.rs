@@ -19,6 +19,8 @@ pub struct OrgView {
     pub name: String,
     /// The longest token lifetime allowed, in days.
     pub max_token_days: i64,
+    /// Whether workspace policy sets may contain `permit`.
+    pub allow_tenant_permits: bool,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -29,9 +31,21 @@ impl From<&Org> for OrgView {
             id: o.id.0.clone(),
             name: o.name.clone(),
             max_token_days: o.max_token_days,
+            allow_tenant_permits: o.allow_tenant_permits,
             created_at: rfc3339(o.created_at),
         }
     }
+}
+
+/// Organisation settings to change (absent fields stay as they are).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrgSettings {
+    /// The longest token lifetime, in days (1–366).
+    pub max_token_days: Option<i64>,
+    /// Whether workspace policy sets may contain `permit` policies. Off by default: tenant
+    /// sets can then only narrow what the built-in roles grant.
+    pub allow_tenant_permits: Option<bool>,
 }
 
 /// A user to create in an organisation.
@@ -48,6 +62,8 @@ pub struct NewUser {
     pub password: Option<String>,
     /// `admin` or `member` (default).
     pub role: Option<String>,
+    /// Group labels for Cedar (`principal in Group::"contractor"`).
+    pub groups: Option<Vec<String>>,
 }
 
 /// A principal as shown over the API.
@@ -66,6 +82,8 @@ pub struct PrincipalView {
     pub org_id: String,
     /// Who created it.
     pub created_by: Option<String>,
+    /// Group labels.
+    pub groups: Vec<String>,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -79,22 +97,47 @@ impl From<&Principal> for PrincipalView {
             email: p.email.clone(),
             org_id: p.org_id.0.clone(),
             created_by: p.created_by.as_ref().map(|c| c.0.clone()),
+            groups: p.groups.clone(),
             created_at: rfc3339(p.created_at),
         }
     }
+}
+
+/// Checks labels (groups, tags): 1–64 characters of `a-z`, `0-9`, `-`, `_`; at most 32.
+pub(super) fn check_labels(what: &str, groups: Vec<String>) -> Result<Vec<String>> {
+    if groups.len() > 32 {
+        return Err(Error::Unprocessable(format!("at most 32 {what}s")));
+    }
+    for g in &groups {
+        let ok = !g.is_empty()
+            && g.len() <= 64
+            && g.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(Error::Unprocessable(format!(
+                "{what} `{g}` must have 1 to 64 characters of a-z, 0-9, - and _"
+            )));
+        }
+    }
+    let mut groups = groups;
+    groups.sort();
+    groups.dedup();
+    Ok(groups)
 }
 
 /// Checks the shape of an e-mail address (the mailbox itself is proven elsewhere).
 pub(super) fn check_email(email: &str) -> Result<()> {
     let ok = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') || domain == "localhost");
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') || domain == "localhost"
+        });
     if ok {
         Ok(())
     } else {
-        Err(Error::Unprocessable(format!("`{email}` is not an e-mail address")))
+        Err(Error::Unprocessable(format!(
+            "`{email}` is not an e-mail address"
+        )))
     }
 }
 
@@ -106,14 +149,23 @@ impl Warrant {
             id: OrgId::generate(),
             name: name.trim().to_string(),
             max_token_days: 90,
+            allow_tenant_permits: false,
             created_at: store::now(),
         };
-        self.authorize(caller, Action::CreateOrg, Target::Org { org: &org.id, role: None })?;
+        self.authorize(
+            caller,
+            Action::CreateOrg,
+            Target::Org {
+                org: &org.id,
+                role: None,
+            },
+        )?;
         let mut tx = self.store.pool().begin().await?;
         store::orgs::insert(&mut *tx, &org).await?;
         store::orgs::set_member(&mut *tx, &org.id, &caller.principal.id, OrgRole::Owner).await?;
         tx.commit().await?;
-        self.audit(caller, "org.create", org.id.as_str(), None).await;
+        self.audit(caller, "org.create", org.id.as_str(), None)
+            .await;
         Ok(OrgView::from(&org))
     }
 
@@ -124,6 +176,45 @@ impl Warrant {
         let org = store::orgs::get(self.store.pool(), &id)
             .await?
             .ok_or(Error::NotFound("organisation"))?;
+        Ok(OrgView::from(&org))
+    }
+
+    /// Changes an organisation's settings.
+    pub async fn update_org(&self, caller: &Caller, id: &str, req: OrgSettings) -> Result<OrgView> {
+        let id = OrgId(id.to_string());
+        self.org_access(caller, &id, Action::ManageOrg).await?;
+        let mut org = store::orgs::get(self.store.pool(), &id)
+            .await?
+            .ok_or(Error::NotFound("organisation"))?;
+        if let Some(days) = req.max_token_days {
+            if !(1..=super::tokens::MAX_TOKEN_DAYS_CAP).contains(&days) {
+                return Err(Error::Unprocessable(format!(
+                    "max_token_days must be between 1 and {}",
+                    super::tokens::MAX_TOKEN_DAYS_CAP
+                )));
+            }
+            org.max_token_days = days;
+        }
+        if let Some(allow) = req.allow_tenant_permits {
+            org.allow_tenant_permits = allow;
+        }
+        store::orgs::update_settings(
+            self.store.pool(),
+            &id,
+            org.max_token_days,
+            org.allow_tenant_permits,
+        )
+        .await?;
+        self.audit(
+            caller,
+            "org.update",
+            id.as_str(),
+            Some(format!(
+                "max_token_days={} allow_tenant_permits={}",
+                org.max_token_days, org.allow_tenant_permits
+            )),
+        )
+        .await;
         Ok(OrgView::from(&org))
     }
 
@@ -162,6 +253,7 @@ impl Warrant {
             org_id: org.clone(),
             created_by: Some(caller.principal.id.clone()),
             created_at: store::now(),
+            groups: check_labels("group", req.groups.unwrap_or_default())?,
         };
         let mut tx = self.store.pool().begin().await?;
         store::principals::insert(&mut *tx, &user, password_hash.as_deref())
@@ -169,7 +261,8 @@ impl Warrant {
             .map_err(conflict_on_unique("a user with this e-mail address"))?;
         store::orgs::set_member(&mut *tx, &org, &user.id, role).await?;
         tx.commit().await?;
-        self.audit(caller, "user.create", user.id.as_str(), None).await;
+        self.audit(caller, "user.create", user.id.as_str(), None)
+            .await;
         Ok(PrincipalView::from(&user))
     }
 }

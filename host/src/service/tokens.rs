@@ -61,7 +61,8 @@ pub struct TokenView {
 
 /// Unix seconds as RFC 3339.
 pub fn rfc3339(secs: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0));
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
@@ -125,7 +126,9 @@ pub(super) fn parse_scopes(names: &[String]) -> Result<ScopeSet> {
     let scopes = ScopeSet::parse(names.iter().map(String::as_str))
         .map_err(|s| Error::Unprocessable(format!("unknown scope `{s}`")))?;
     if scopes.is_empty() {
-        return Err(Error::Unprocessable("a token needs at least one scope".into()));
+        return Err(Error::Unprocessable(
+            "a token needs at least one scope".into(),
+        ));
     }
     Ok(scopes)
 }
@@ -149,7 +152,9 @@ impl Warrant {
     /// Mints a token for the caller or for an agent the caller administers.
     pub async fn create_token(&self, caller: &Caller, req: NewToken) -> Result<TokenView> {
         check_name("a token name", &req.name)?;
-        let subject = self.token_subject(caller, req.principal_id.as_deref()).await?;
+        let subject = self
+            .token_subject(caller, req.principal_id.as_deref())
+            .await?;
         let scopes = parse_scopes(&req.scopes)?;
         if let Some(missing) = caller.grant.scopes.first_missing(scopes) {
             return Err(Error::forbidden(
@@ -185,20 +190,28 @@ impl Warrant {
     }
 
     /// Whom a new token is for: the caller, or an agent the caller administers.
-    async fn token_subject(&self, caller: &Caller, principal_id: Option<&str>) -> Result<Principal> {
+    async fn token_subject(
+        &self,
+        caller: &Caller,
+        principal_id: Option<&str>,
+    ) -> Result<Principal> {
         let own_org = caller.principal.org_id.clone();
         match principal_id.filter(|p| *p != caller.principal.id.as_str()) {
             None => {
-                self.org_access(caller, &own_org, Action::ManageOwnTokens).await?;
+                self.org_access(caller, &own_org, Action::ManageOwnTokens)
+                    .await?;
                 Ok(caller.principal.clone())
             }
             Some(other) => {
-                let agent = store::principals::get(self.store.pool(), &PrincipalId(other.to_string()))
-                    .await?
-                    .filter(|p| p.kind == PrincipalKind::Agent)
-                    .ok_or(Error::NotFound("agent"))?;
-                self.org_access(caller, &own_org, Action::ManageOwnTokens).await?;
-                self.org_access(caller, &agent.org_id, Action::ManageAgents).await?;
+                let agent =
+                    store::principals::get(self.store.pool(), &PrincipalId(other.to_string()))
+                        .await?
+                        .filter(|p| p.kind == PrincipalKind::Agent)
+                        .ok_or(Error::NotFound("agent"))?;
+                self.org_access(caller, &own_org, Action::ManageOwnTokens)
+                    .await?;
+                self.org_access(caller, &agent.org_id, Action::ManageAgents)
+                    .await?;
                 Ok(agent)
             }
         }
@@ -229,7 +242,9 @@ impl Warrant {
             if !holds {
                 return Err(Error::forbidden(
                     Layer::Workspace,
-                    format!("cannot grant workspace {ws}: the creating credential does not hold it"),
+                    format!(
+                        "cannot grant workspace {ws}: the creating credential does not hold it"
+                    ),
                 ));
             }
             if !out.contains(&ws) {
@@ -243,8 +258,12 @@ impl Warrant {
     pub async fn list_tokens(&self, caller: &Caller) -> Result<Vec<TokenView>> {
         self.org_access(caller, &caller.principal.org_id, Action::ManageOwnTokens)
             .await?;
-        let records = store::tokens::list_visible_to(self.store.pool(), &caller.principal.id).await?;
-        Ok(records.iter().map(|t| TokenView::from_record(t, None)).collect())
+        let records =
+            store::tokens::list_visible_to(self.store.pool(), &caller.principal.id).await?;
+        Ok(records
+            .iter()
+            .map(|t| TokenView::from_record(t, None))
+            .collect())
     }
 
     /// One token the caller holds or minted (404 otherwise).
@@ -257,7 +276,8 @@ impl Warrant {
     pub async fn revoke_token(&self, caller: &Caller, id: &str) -> Result<()> {
         let record = self.visible_token(caller, id).await?;
         store::tokens::revoke(self.store.pool(), &record.id, store::now()).await?;
-        self.audit(caller, "token.revoke", record.id.as_str(), None).await;
+        self.audit(caller, "token.revoke", record.id.as_str(), None)
+            .await;
         Ok(())
     }
 
@@ -266,7 +286,9 @@ impl Warrant {
             .await?;
         store::tokens::get(self.store.pool(), &TokenId(id.to_string()))
             .await?
-            .filter(|t| t.principal_id == caller.principal.id || t.created_by == caller.principal.id)
+            .filter(|t| {
+                t.principal_id == caller.principal.id || t.created_by == caller.principal.id
+            })
             .ok_or(Error::NotFound("token"))
     }
 }

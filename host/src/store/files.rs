@@ -26,6 +26,8 @@ pub struct FileMeta {
     pub content_type: String,
     /// The entity tag (changes with every version).
     pub etag: String,
+    /// Labels policies can speak of (`confidential`).
+    pub tags: Vec<String>,
     /// Who last wrote it.
     pub updated_by: PrincipalId,
     /// Unix seconds.
@@ -33,7 +35,7 @@ pub struct FileMeta {
 }
 
 const COLUMNS: &str =
-    "workspace_id, path, blob_id, size, sha256, content_type, etag, updated_by, updated_at";
+    "workspace_id, path, blob_id, size, sha256, content_type, etag, updated_by, updated_at, tags";
 
 fn from_row(r: &AnyRow) -> Result<FileMeta, sqlx::Error> {
     Ok(FileMeta {
@@ -44,6 +46,11 @@ fn from_row(r: &AnyRow) -> Result<FileMeta, sqlx::Error> {
         sha256: r.try_get("sha256")?,
         content_type: r.try_get("content_type")?,
         etag: r.try_get("etag")?,
+        tags: r
+            .try_get::<String, _>("tags")?
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
         updated_by: PrincipalId(r.try_get("updated_by")?),
         updated_at: r.try_get("updated_at")?,
     })
@@ -55,21 +62,23 @@ pub async fn get<'c>(
     ws: &WorkspaceId,
     path: &str,
 ) -> Result<Option<FileMeta>, sqlx::Error> {
-    sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM files WHERE workspace_id = $1 AND path = $2")))
-        .bind(ws.as_str())
-        .bind(path)
-        .fetch_optional(db)
-        .await?
-        .map(|r| from_row(&r))
-        .transpose()
+    sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM files WHERE workspace_id = $1 AND path = $2"
+    )))
+    .bind(ws.as_str())
+    .bind(path)
+    .fetch_optional(db)
+    .await?
+    .map(|r| from_row(&r))
+    .transpose()
 }
 
 /// Inserts a new file unless the path is taken; true when inserted.
 pub async fn insert_new<'c>(db: impl AnyExecutor<'c>, f: &FileMeta) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO files (workspace_id, path, blob_id, size, sha256, content_type, etag, \
-         created_by, updated_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $9) \
+         created_by, updated_by, created_at, updated_at, tags) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $9, $10) \
          ON CONFLICT (workspace_id, path) DO NOTHING",
     )
     .bind(f.workspace_id.as_str())
@@ -81,6 +90,7 @@ pub async fn insert_new<'c>(db: impl AnyExecutor<'c>, f: &FileMeta) -> Result<bo
     .bind(&f.etag)
     .bind(f.updated_by.as_str())
     .bind(f.updated_at)
+    .bind(f.tags.join(" "))
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -95,7 +105,7 @@ pub async fn replace_if_current<'c>(
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE files SET blob_id = $3, size = $4, sha256 = $5, content_type = $6, etag = $7, \
-         updated_by = $8, updated_at = $9 \
+         updated_by = $8, updated_at = $9, tags = $11 \
          WHERE workspace_id = $1 AND path = $2 AND blob_id = $10",
     )
     .bind(f.workspace_id.as_str())
@@ -108,6 +118,7 @@ pub async fn replace_if_current<'c>(
     .bind(f.updated_by.as_str())
     .bind(f.updated_at)
     .bind(previous_blob)
+    .bind(f.tags.join(" "))
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -182,7 +193,10 @@ pub async fn list<'c>(
 }
 
 /// The blob ids of every file in a workspace (to remove them with the workspace).
-pub async fn blob_ids<'c>(db: impl AnyExecutor<'c>, ws: &WorkspaceId) -> Result<Vec<String>, sqlx::Error> {
+pub async fn blob_ids<'c>(
+    db: impl AnyExecutor<'c>,
+    ws: &WorkspaceId,
+) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query("SELECT blob_id FROM files WHERE workspace_id = $1")
         .bind(ws.as_str())
         .fetch_all(db)

@@ -1,7 +1,7 @@
 //! Organisations and their members.
 
-use sqlx::any::AnyExecutor;
 use sqlx::Row;
+use sqlx::any::AnyExecutor;
 
 use crate::identity::{Org, OrgId, OrgRole, PrincipalId};
 
@@ -17,17 +17,36 @@ pub async fn insert<'c>(db: impl AnyExecutor<'c>, org: &Org) -> Result<(), sqlx:
     Ok(())
 }
 
+/// Changes an organisation's settings.
+pub async fn update_settings<'c>(
+    db: impl AnyExecutor<'c>,
+    id: &OrgId,
+    max_token_days: i64,
+    allow_tenant_permits: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orgs SET max_token_days = $2, allow_tenant_permits = $3 WHERE id = $1")
+        .bind(id.as_str())
+        .bind(max_token_days)
+        .bind(i64::from(allow_tenant_permits))
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// One organisation.
 pub async fn get<'c>(db: impl AnyExecutor<'c>, id: &OrgId) -> Result<Option<Org>, sqlx::Error> {
-    let row = sqlx::query("SELECT id, name, max_token_days, created_at FROM orgs WHERE id = $1")
-        .bind(id.as_str())
-        .fetch_optional(db)
-        .await?;
+    let row = sqlx::query(
+        "SELECT id, name, max_token_days, allow_tenant_permits, created_at FROM orgs WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(db)
+    .await?;
     row.map(|r| {
         Ok(Org {
             id: OrgId(r.try_get("id")?),
             name: r.try_get("name")?,
             max_token_days: r.try_get("max_token_days")?,
+            allow_tenant_permits: r.try_get::<i64, _>("allow_tenant_permits")? != 0,
             created_at: r.try_get("created_at")?,
         })
     })
@@ -36,7 +55,9 @@ pub async fn get<'c>(db: impl AnyExecutor<'c>, id: &OrgId) -> Result<Option<Org>
 
 /// True when no organisation exists yet (a fresh database).
 pub async fn is_empty<'c>(db: impl AnyExecutor<'c>) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM orgs").fetch_one(db).await?;
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM orgs")
+        .fetch_one(db)
+        .await?;
     Ok(row.try_get::<i64, _>("n")? == 0)
 }
 

@@ -5,7 +5,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::identity::{OrgId, Principal, PrincipalId, PrincipalKind};
 
-const COLUMNS: &str = "id, kind, name, email, org_id, created_by, created_at";
+const COLUMNS: &str = "id, kind, name, email, org_id, created_by, created_at, groups";
 
 /// Decodes a principal from a row holding [`COLUMNS`] (possibly with a `p_` prefix).
 pub(crate) fn from_row(r: &AnyRow, prefix: &str) -> Result<Principal, sqlx::Error> {
@@ -13,9 +13,8 @@ pub(crate) fn from_row(r: &AnyRow, prefix: &str) -> Result<Principal, sqlx::Erro
     let kind: String = r.try_get(col("kind").as_str())?;
     Ok(Principal {
         id: PrincipalId(r.try_get(col("id").as_str())?),
-        kind: PrincipalKind::parse(&kind).ok_or_else(|| sqlx::Error::Decode(
-            format!("unknown principal kind {kind}").into(),
-        ))?,
+        kind: PrincipalKind::parse(&kind)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown principal kind {kind}").into()))?,
         name: r.try_get(col("name").as_str())?,
         email: r.try_get(col("email").as_str())?,
         org_id: OrgId(r.try_get(col("org_id").as_str())?),
@@ -23,6 +22,11 @@ pub(crate) fn from_row(r: &AnyRow, prefix: &str) -> Result<Principal, sqlx::Erro
             .try_get::<Option<String>, _>(col("created_by").as_str())?
             .map(PrincipalId),
         created_at: r.try_get(col("created_at").as_str())?,
+        groups: r
+            .try_get::<String, _>(col("groups").as_str())?
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
     })
 }
 
@@ -33,8 +37,8 @@ pub async fn insert<'c>(
     password_hash: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO principals (id, kind, name, email, password_hash, org_id, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO principals (id, kind, name, email, password_hash, org_id, created_by, created_at, groups) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(p.id.as_str())
     .bind(p.kind.as_str())
@@ -44,6 +48,7 @@ pub async fn insert<'c>(
     .bind(p.org_id.as_str())
     .bind(p.created_by.as_ref().map(PrincipalId::as_str))
     .bind(p.created_at)
+    .bind(p.groups.join(" "))
     .execute(db)
     .await?;
     Ok(())
@@ -54,12 +59,14 @@ pub async fn get<'c>(
     db: impl AnyExecutor<'c>,
     id: &PrincipalId,
 ) -> Result<Option<Principal>, sqlx::Error> {
-    sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM principals WHERE id = $1")))
-        .bind(id.as_str())
-        .fetch_optional(db)
-        .await?
-        .map(|r| from_row(&r, ""))
-        .transpose()
+    sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM principals WHERE id = $1"
+    )))
+    .bind(id.as_str())
+    .fetch_optional(db)
+    .await?
+    .map(|r| from_row(&r, ""))
+    .transpose()
 }
 
 /// A user by e-mail address.

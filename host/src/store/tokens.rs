@@ -42,9 +42,11 @@ fn from_row(r: &AnyRow) -> Result<TokenRecord, sqlx::Error> {
         created_by: PrincipalId(r.try_get("created_by")?),
         name: r.try_get("name")?,
         scopes: r.try_get("scopes")?,
-        workspaces: r
-            .try_get::<Option<String>, _>("workspaces")?
-            .map(|s| s.split_whitespace().map(|w| WorkspaceId(w.to_string())).collect()),
+        workspaces: r.try_get::<Option<String>, _>("workspaces")?.map(|s| {
+            s.split_whitespace()
+                .map(|w| WorkspaceId(w.to_string()))
+                .collect()
+        }),
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
         revoked_at: r.try_get("revoked_at")?,
@@ -59,10 +61,12 @@ pub async fn insert<'c>(
     t: &TokenRecord,
     secret_hash: &str,
 ) -> Result<(), sqlx::Error> {
-    let workspaces = t
-        .workspaces
-        .as_ref()
-        .map(|ws| ws.iter().map(WorkspaceId::as_str).collect::<Vec<_>>().join(" "));
+    let workspaces = t.workspaces.as_ref().map(|ws| {
+        ws.iter()
+            .map(WorkspaceId::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
     sqlx::query(
         "INSERT INTO tokens (id, secret_hash, principal_id, created_by, name, scopes, workspaces, \
          created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -88,7 +92,8 @@ pub async fn find_by_hash<'c>(
 ) -> Result<Option<(TokenRecord, Principal)>, sqlx::Error> {
     sqlx::query(AssertSqlSafe(format!(
         "SELECT {COLUMNS}, p.id AS p_id, p.kind AS p_kind, p.name AS p_name, p.email AS p_email, \
-         p.org_id AS p_org_id, p.created_by AS p_created_by, p.created_at AS p_created_at \
+         p.org_id AS p_org_id, p.created_by AS p_created_by, p.created_at AS p_created_at, \
+         p.groups AS p_groups \
          FROM tokens t JOIN principals p ON p.id = t.principal_id WHERE t.secret_hash = $1"
     )))
     .bind(secret_hash)
@@ -99,13 +104,18 @@ pub async fn find_by_hash<'c>(
 }
 
 /// One token by id.
-pub async fn get<'c>(db: impl AnyExecutor<'c>, id: &TokenId) -> Result<Option<TokenRecord>, sqlx::Error> {
-    sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM tokens t WHERE t.id = $1")))
-        .bind(id.as_str())
-        .fetch_optional(db)
-        .await?
-        .map(|r| from_row(&r))
-        .transpose()
+pub async fn get<'c>(
+    db: impl AnyExecutor<'c>,
+    id: &TokenId,
+) -> Result<Option<TokenRecord>, sqlx::Error> {
+    sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM tokens t WHERE t.id = $1"
+    )))
+    .bind(id.as_str())
+    .fetch_optional(db)
+    .await?
+    .map(|r| from_row(&r))
+    .transpose()
 }
 
 /// The tokens a principal holds or minted for others, newest first.
@@ -126,12 +136,17 @@ pub async fn list_visible_to<'c>(
 }
 
 /// Revokes a token; true when it was live.
-pub async fn revoke<'c>(db: impl AnyExecutor<'c>, id: &TokenId, at: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-        .bind(id.as_str())
-        .bind(at)
-        .execute(db)
-        .await?;
+pub async fn revoke<'c>(
+    db: impl AnyExecutor<'c>,
+    id: &TokenId,
+    at: i64,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id.as_str())
+            .bind(at)
+            .execute(db)
+            .await?;
     Ok(done.rows_affected() > 0)
 }
 

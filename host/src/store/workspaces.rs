@@ -1,7 +1,7 @@
 //! Workspaces and their members.
 
-use sqlx::any::{AnyExecutor, AnyRow};
 use sqlx::Row;
+use sqlx::any::{AnyExecutor, AnyRow};
 
 use crate::identity::{Member, OrgId, PrincipalId, PrincipalKind, Role, Workspace, WorkspaceId};
 
@@ -11,6 +11,8 @@ fn from_row(r: &AnyRow) -> Result<Workspace, sqlx::Error> {
         org_id: OrgId(r.try_get("org_id")?),
         name: r.try_get("name")?,
         created_at: r.try_get("created_at")?,
+        policy_version: r.try_get("policy_version")?,
+        shadow_version: r.try_get("shadow_version")?,
     })
 }
 
@@ -45,8 +47,8 @@ pub async fn get_with_role<'c>(
     principal: &PrincipalId,
 ) -> Result<Option<(Workspace, Option<Role>)>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT w.id, w.org_id, w.name, w.created_at, m.role FROM workspaces w \
-         LEFT JOIN workspace_members m ON m.workspace_id = w.id AND m.principal_id = $2 \
+        "SELECT w.id, w.org_id, w.name, w.created_at, w.policy_version, w.shadow_version, m.role \
+         FROM workspaces w LEFT JOIN workspace_members m ON m.workspace_id = w.id AND m.principal_id = $2 \
          WHERE w.id = $1",
     )
     .bind(id.as_str())
@@ -69,8 +71,8 @@ pub async fn list_for_principal<'c>(
     principal: &PrincipalId,
 ) -> Result<Vec<(Workspace, Role)>, sqlx::Error> {
     sqlx::query(
-        "SELECT w.id, w.org_id, w.name, w.created_at, m.role FROM workspaces w \
-         JOIN workspace_members m ON m.workspace_id = w.id WHERE m.principal_id = $1 \
+        "SELECT w.id, w.org_id, w.name, w.created_at, w.policy_version, w.shadow_version, m.role \
+         FROM workspaces w JOIN workspace_members m ON m.workspace_id = w.id WHERE m.principal_id = $1 \
          ORDER BY w.created_at, w.id",
     )
     .bind(principal.as_str())
@@ -132,11 +134,12 @@ pub async fn remove_member<'c>(
     ws: &WorkspaceId,
     principal: &PrincipalId,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM workspace_members WHERE workspace_id = $1 AND principal_id = $2")
-        .bind(ws.as_str())
-        .bind(principal.as_str())
-        .execute(db)
-        .await?;
+    let done =
+        sqlx::query("DELETE FROM workspace_members WHERE workspace_id = $1 AND principal_id = $2")
+            .bind(ws.as_str())
+            .bind(principal.as_str())
+            .execute(db)
+            .await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -168,7 +171,10 @@ pub async fn members<'c>(
 }
 
 /// How many owners a workspace has (the last one may not leave).
-pub async fn owner_count<'c>(db: impl AnyExecutor<'c>, ws: &WorkspaceId) -> Result<i64, sqlx::Error> {
+pub async fn owner_count<'c>(
+    db: impl AnyExecutor<'c>,
+    ws: &WorkspaceId,
+) -> Result<i64, sqlx::Error> {
     let row = sqlx::query(
         "SELECT COUNT(*) AS n FROM workspace_members WHERE workspace_id = $1 AND role = 'owner'",
     )

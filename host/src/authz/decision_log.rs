@@ -1,0 +1,144 @@
+//! Writes every decision to the decision log off the request path: requests hand records to a
+//! bounded queue and never wait; one task writes them in batches. When the queue is full the
+//! record is dropped and counted (see `/metrics`), never blocking or failing a request.
+//! A second task deletes records older than the retention period.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::store::Store;
+use crate::store::decisions::{self, DecisionRecord};
+
+/// Counters of the decision log, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct LogStats {
+    /// Records written.
+    pub written: AtomicU64,
+    /// Records dropped because the queue was full.
+    pub dropped: AtomicU64,
+    /// Records lost to a database error.
+    pub failed: AtomicU64,
+}
+
+/// The decision log's front door.
+pub struct DecisionLog {
+    tx: mpsc::Sender<DecisionRecord>,
+    stats: Arc<LogStats>,
+    shutdown: Arc<Notify>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// How many records one database transaction writes at most.
+const BATCH: usize = 256;
+
+impl DecisionLog {
+    /// Starts the writer and the retention task.
+    pub fn start(store: Store, capacity: usize, retention_days: i64) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let stats = Arc::new(LogStats::default());
+        let shutdown = Arc::new(Notify::new());
+        let writer = tokio::spawn(write_loop(
+            store.clone(),
+            rx,
+            stats.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(retention_loop(store, retention_days));
+        DecisionLog {
+            tx,
+            stats,
+            shutdown,
+            writer: Mutex::new(Some(writer)),
+        }
+    }
+
+    /// Queues a record; never waits.
+    pub fn record(&self, record: DecisionRecord) {
+        if self.tx.try_send(record).is_err() {
+            let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // Say so in the log, without flooding it.
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "decision log queue full: records dropped");
+            }
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &LogStats {
+        &self.stats
+    }
+
+    /// Writes what is queued and stops the writer (at shutdown).
+    pub async fn close(&self) {
+        self.shutdown.notify_one();
+        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+    }
+}
+
+async fn write_loop(
+    store: Store,
+    mut rx: mpsc::Receiver<DecisionRecord>,
+    stats: Arc<LogStats>,
+    shutdown: Arc<Notify>,
+) {
+    let mut closing = false;
+    loop {
+        let first = if closing {
+            match rx.try_recv() {
+                Ok(r) => r,
+                Err(_) => return,
+            }
+        } else {
+            tokio::select! {
+                r = rx.recv() => match r { Some(r) => r, None => return },
+                () = shutdown.notified() => { closing = true; continue; }
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let n = batch.len() as u64;
+        match write_batch(&store, &batch).await {
+            Ok(()) => {
+                stats.written.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                stats.failed.fetch_add(n, Ordering::Relaxed);
+                tracing::error!(error = %e, records = n, "could not write to the decision log");
+            }
+        }
+    }
+}
+
+async fn write_batch(store: &Store, batch: &[DecisionRecord]) -> Result<(), sqlx::Error> {
+    let mut tx = store.pool().begin().await?;
+    for record in batch {
+        decisions::insert(&mut *tx, record).await?;
+    }
+    tx.commit().await
+}
+
+async fn retention_loop(store: Store, retention_days: i64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let cutoff = crate::store::now_ms() - retention_days.max(1) * 86_400_000;
+        match decisions::purge_older_than(store.pool(), cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "decision log retention"),
+            Err(e) => tracing::warn!(error = %e, "decision log retention failed"),
+        }
+    }
+}

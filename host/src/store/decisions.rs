@@ -1,0 +1,220 @@
+//! The decision log: every decision, allowed and refused, with what determined it.
+
+use sqlx::any::{AnyExecutor, AnyRow};
+use sqlx::{AssertSqlSafe, Row};
+
+/// One logged decision.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DecisionRecord {
+    /// `dec_…`
+    pub id: String,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// The workspace, for workspace actions.
+    pub workspace_id: Option<String>,
+    /// Who asked.
+    pub principal_id: String,
+    /// user | agent | client
+    pub principal_kind: String,
+    /// The credential's id.
+    pub credential_id: String,
+    /// The Cedar action id.
+    pub action: String,
+    /// The path, or the workspace or org id.
+    pub resource: String,
+    /// rest | mcp
+    pub transport: String,
+    /// The outcome.
+    pub allowed: bool,
+    /// The refusing layer.
+    pub layer: Option<String>,
+    /// Determining policy ids.
+    pub policy_ids: Vec<String>,
+    /// Reasons and errors.
+    pub reasons: Vec<String>,
+    /// Time spent deciding.
+    pub elapsed_us: i64,
+    /// The tenant version enforced.
+    pub policy_version: Option<i64>,
+    /// The shadow candidate evaluated, if any.
+    pub shadow_version: Option<i64>,
+    /// What the candidate decided.
+    pub shadow_allowed: Option<bool>,
+    /// The candidate's determining policies.
+    pub shadow_policy_ids: Option<Vec<String>>,
+}
+
+const COLUMNS: &str = "id, at_ms, workspace_id, principal_id, principal_kind, credential_id, action, \
+    resource, transport, allowed, layer, policy_ids, reasons, elapsed_us, policy_version, \
+    shadow_version, shadow_allowed, shadow_policy_ids";
+
+fn from_row(r: &AnyRow) -> Result<DecisionRecord, sqlx::Error> {
+    let list = |s: String| -> Vec<String> { serde_json::from_str(&s).unwrap_or_default() };
+    Ok(DecisionRecord {
+        id: r.try_get("id")?,
+        at_ms: r.try_get("at_ms")?,
+        workspace_id: r.try_get("workspace_id")?,
+        principal_id: r.try_get("principal_id")?,
+        principal_kind: r.try_get("principal_kind")?,
+        credential_id: r.try_get("credential_id")?,
+        action: r.try_get("action")?,
+        resource: r.try_get("resource")?,
+        transport: r.try_get("transport")?,
+        allowed: r.try_get::<i64, _>("allowed")? != 0,
+        layer: r.try_get("layer")?,
+        policy_ids: list(r.try_get("policy_ids")?),
+        reasons: list(r.try_get("reasons")?),
+        elapsed_us: r.try_get("elapsed_us")?,
+        policy_version: r.try_get("policy_version")?,
+        shadow_version: r.try_get("shadow_version")?,
+        shadow_allowed: r
+            .try_get::<Option<i64>, _>("shadow_allowed")?
+            .map(|v| v != 0),
+        shadow_policy_ids: r
+            .try_get::<Option<String>, _>("shadow_policy_ids")?
+            .map(list),
+    })
+}
+
+/// Appends one decision.
+pub async fn insert<'c>(db: impl AnyExecutor<'c>, d: &DecisionRecord) -> Result<(), sqlx::Error> {
+    let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO decision_log ({COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    )))
+    .bind(&d.id)
+    .bind(d.at_ms)
+    .bind(d.workspace_id.as_deref())
+    .bind(&d.principal_id)
+    .bind(&d.principal_kind)
+    .bind(&d.credential_id)
+    .bind(&d.action)
+    .bind(&d.resource)
+    .bind(&d.transport)
+    .bind(i64::from(d.allowed))
+    .bind(d.layer.as_deref())
+    .bind(json(&d.policy_ids))
+    .bind(json(&d.reasons))
+    .bind(d.elapsed_us)
+    .bind(d.policy_version)
+    .bind(d.shadow_version)
+    .bind(d.shadow_allowed.map(i64::from))
+    .bind(d.shadow_policy_ids.as_ref().map(json))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Filters for a query of one workspace's decisions.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionFilter {
+    /// Only this principal.
+    pub principal: Option<String>,
+    /// Only allowed (true) or refused (false) decisions.
+    pub allowed: Option<bool>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only decisions before this cursor (`<at_ms>_<id>`), for paging backwards.
+    pub before: Option<(i64, String)>,
+    /// Only decisions where the shadow candidate disagreed.
+    pub shadow_disagreements: bool,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// A workspace's decisions, newest first.
+pub async fn query<'c>(
+    db: impl AnyExecutor<'c>,
+    workspace: &str,
+    f: &DecisionFilter,
+) -> Result<Vec<DecisionRecord>, sqlx::Error> {
+    let (before_at, before_id) = f.before.clone().unwrap_or((i64::MAX, String::new()));
+    sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM decision_log WHERE workspace_id = $1 \
+         AND principal_id = COALESCE($2, principal_id) \
+         AND allowed = COALESCE($3, allowed) \
+         AND action = COALESCE($4, action) \
+         AND (at_ms < $5 OR (at_ms = $5 AND id < $6)) \
+         AND ($7 = 0 OR (shadow_allowed IS NOT NULL AND shadow_allowed <> allowed)) \
+         ORDER BY at_ms DESC, id DESC LIMIT $8"
+    )))
+    .bind(workspace)
+    .bind(f.principal.as_deref())
+    .bind(f.allowed.map(i64::from))
+    .bind(f.action.as_deref())
+    .bind(before_at)
+    .bind(before_id)
+    .bind(i64::from(f.shadow_disagreements))
+    .bind(f.limit)
+    .fetch_all(db)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// One group of shadow disagreements.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DisagreementCount {
+    /// The action.
+    pub action: String,
+    /// user | agent | client
+    pub principal_kind: String,
+    /// What the enforced set decided.
+    pub enforced_allowed: bool,
+    /// What the candidate decided.
+    pub shadow_allowed: bool,
+    /// How many times.
+    pub count: i64,
+}
+
+/// Counts of decisions evaluated with `shadow_version` and of those where it disagreed.
+pub async fn shadow_counts<'c>(
+    db: impl AnyExecutor<'c>,
+    workspace: &str,
+    shadow_version: i64,
+) -> Result<(i64, Vec<DisagreementCount>), sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT action, principal_kind, allowed, shadow_allowed, COUNT(*) AS n FROM decision_log \
+         WHERE workspace_id = $1 AND shadow_version = $2 \
+         GROUP BY action, principal_kind, allowed, shadow_allowed",
+    )
+    .bind(workspace)
+    .bind(shadow_version)
+    .fetch_all(db)
+    .await?;
+    let mut evaluated = 0;
+    let mut groups = Vec::new();
+    for r in &rows {
+        let n: i64 = r.try_get("n")?;
+        evaluated += n;
+        let allowed = r.try_get::<i64, _>("allowed")? != 0;
+        let shadow = r
+            .try_get::<Option<i64>, _>("shadow_allowed")?
+            .map(|v| v != 0);
+        if let Some(shadow) = shadow.filter(|s| *s != allowed) {
+            groups.push(DisagreementCount {
+                action: r.try_get("action")?,
+                principal_kind: r.try_get("principal_kind")?,
+                enforced_allowed: allowed,
+                shadow_allowed: shadow,
+                count: n,
+            });
+        }
+    }
+    groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.action.cmp(&b.action)));
+    Ok((evaluated, groups))
+}
+
+/// Deletes decisions older than `before_ms`; returns how many.
+pub async fn purge_older_than<'c>(
+    db: impl AnyExecutor<'c>,
+    before_ms: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM decision_log WHERE at_ms < $1")
+        .bind(before_ms)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
+}
