@@ -8,6 +8,7 @@ mod caller;
 pub mod cedar;
 mod decision;
 pub mod decision_log;
+pub mod fixtures;
 pub mod policy_cache;
 mod scope;
 

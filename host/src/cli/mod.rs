@@ -1,5 +1,6 @@
 //! The command line: `serve`, `bootstrap`, and operator helpers.
 
+mod policy;
 mod serve;
 
 use std::io::Write;
@@ -40,6 +41,12 @@ enum Command {
     /// Operator helpers for personal access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Validate, test and push Cedar policy sets.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Ask a running server what it would decide (what-if).
+    #[command(subcommand)]
+    Authz(policy::AuthzCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +117,8 @@ fn print_json_line(value: &impl serde::Serialize) -> anyhow::Result<()> {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(config) => serve::serve(config).await,
+        Command::Policy(cmd) => policy::run_policy(cmd).await,
+        Command::Authz(cmd) => policy::run_authz(cmd).await,
         Command::Bootstrap {
             database,
             email,
