@@ -30,6 +30,16 @@ pub enum Error {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// The path is locked by someone else (or the holder did not pass its `Lock-Token`).
+    #[error("{path} is locked by {holder} until {expires_at}")]
+    Locked {
+        /// The locked path (a folder when it ends in `/`).
+        path: String,
+        /// Who holds the lock.
+        holder: String,
+        /// RFC 3339.
+        expires_at: String,
+    },
     /// `If-Match` did not match the current version.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -84,6 +94,7 @@ impl Error {
             Error::MethodNotAllowed => "method_not_allowed",
             Error::Conflict(_) => "conflict",
             Error::PreconditionFailed(_) => "precondition_failed",
+            Error::Locked { .. } => "locked",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::InvalidPath(_) => "invalid_path",
             Error::BadRequest(_) => "bad_request",
@@ -106,6 +117,7 @@ impl Error {
             Error::MethodNotAllowed => 405,
             Error::Conflict(_) => 409,
             Error::PreconditionFailed(_) => 412,
+            Error::Locked { .. } => 423,
             Error::PayloadTooLarge { .. } => 413,
             Error::Unprocessable(_) => 422,
             Error::Database(_) | Error::Io(_) | Error::Internal(_) => 500,

@@ -733,6 +733,11 @@ impl TestServer {
         send(self.req(Method::POST, path, Some(token)).json(&body)).await
     }
 
+    /// Any method on `/api/v1{path}` with a JSON body.
+    pub async fn send_json(&self, method: Method, token: &str, path: &str, body: Value) -> Reply {
+        send(self.req(method, path, Some(token)).json(&body)).await
+    }
+
     /// `PUT /api/v1{path}` with a JSON body.
     pub async fn put_json(&self, token: &str, path: &str, body: Value) -> Reply {
         send(self.req(Method::PUT, path, Some(token)).json(&body)).await

@@ -79,6 +79,23 @@ fn etag_header(etag: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("\"{etag}\"")).ok()
 }
 
+/// The `Lock-Token` header, when given.
+fn lock_token(headers: &HeaderMap) -> Result<Option<String>, Error> {
+    headers
+        .get("lock-token")
+        .map(|v| {
+            v.to_str()
+                .map(|s| {
+                    s.trim()
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_string()
+                })
+                .map_err(|_| Error::BadRequest("Lock-Token is not valid text".into()))
+        })
+        .transpose()
+}
+
 /// Reads an entity tag from `If-Match`-style headers: `"abc"`, `W/"abc"` or `*`.
 fn header_etag(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<String>, Error> {
     let Some(value) = headers.get(name.clone()) else {
@@ -166,6 +183,7 @@ pub async fn put_file(
                     .map_err(|_| Error::BadRequest("Warrant-Tags is not valid text".into()))
             })
             .transpose()?,
+        lock_token: lock_token(&headers)?,
         conditions: WriteConditions {
             if_match: header_etag(&headers, header::IF_MATCH)?,
             if_none_match_any: header_etag(&headers, header::IF_NONE_MATCH)?.as_deref()
@@ -240,9 +258,10 @@ pub async fn delete_file(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let if_match = header_etag(&headers, header::IF_MATCH)?;
+    let token = lock_token(&headers)?;
     state
         .warrant
-        .delete_file(&caller, &ws, &path, if_match.as_deref())
+        .delete_file(&caller, &ws, &path, if_match.as_deref(), token.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -257,11 +276,13 @@ pub async fn move_file(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(ws): Path<String>,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<MoveBody>,
 ) -> Result<Response, ApiError> {
+    let token = lock_token(&headers)?;
     let meta = state
         .warrant
-        .move_file(&caller, &ws, &req.from, &req.to)
+        .move_file(&caller, &ws, &req.from, &req.to, token.as_deref())
         .await?;
     Ok(meta_response(StatusCode::OK, &meta))
 }

@@ -59,6 +59,15 @@ impl IntoResponse for ApiError {
                 ));
             }
             Error::InvalidPolicy(diagnostics) => body["diagnostics"] = json!(diagnostics),
+            Error::Locked {
+                path,
+                holder,
+                expires_at,
+            } => {
+                body["lock_path"] = json!(path);
+                body["holder"] = json!(holder);
+                body["expires_at"] = json!(expires_at);
+            }
             Error::Forbidden(decision) => {
                 body["layer"] = json!(decision.layer.map(Layer::as_str));
                 body["reasons"] = json!(decision.reasons);

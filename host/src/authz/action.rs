@@ -43,6 +43,10 @@ pub enum Action {
     ReadPolicies,
     /// Change, roll back, promote or discard a workspace's policies.
     ManagePolicies,
+    /// Take, renew or release one's own lock on a file or folder.
+    LockFile,
+    /// Release a lock someone else holds.
+    BreakLock,
 }
 
 impl Action {
@@ -68,6 +72,8 @@ impl Action {
             Action::ManageOrg => "org:manage",
             Action::ReadPolicies => "policies:read",
             Action::ManagePolicies => "policies:manage",
+            Action::LockFile => "locks:write",
+            Action::BreakLock => "locks:break",
         }
     }
 
@@ -82,13 +88,14 @@ impl Action {
             Action::ManageMembers | Action::ManageOwners => Scope::MembersAdmin,
             Action::ManageUsers | Action::CreateOrg | Action::ManageOrg => Scope::OrgAdmin,
             Action::ReadPolicies | Action::ManagePolicies => Scope::PoliciesAdmin,
+            Action::LockFile | Action::BreakLock => Scope::LocksWrite,
             Action::ManageAgents => Scope::AgentsAdmin,
             Action::ManageOwnTokens => Scope::TokensWrite,
         }
     }
 
     /// Every action, for schema checks and docs.
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 21] = [
         Action::ReadFile,
         Action::ListFiles,
         Action::WriteFile,
@@ -108,5 +115,7 @@ impl Action {
         Action::ManageOrg,
         Action::ReadPolicies,
         Action::ManagePolicies,
+        Action::LockFile,
+        Action::BreakLock,
     ];
 }

@@ -37,6 +37,8 @@ pub struct WriteRequest {
     pub tags: Option<Vec<String>>,
     /// Preconditions.
     pub conditions: WriteConditions,
+    /// The `Lock-Token` of a lock the caller holds on the path.
+    pub lock_token: Option<String>,
 }
 
 /// What a write did.
@@ -112,6 +114,8 @@ impl Warrant {
             tags,
         };
         self.workspace_access(caller, &ws, Action::WriteFile, Some(path.as_str()), &facts)
+            .await?;
+        self.check_locks(caller, &ws, path.as_str(), req.lock_token.as_deref())
             .await?;
         let limit = self.settings.max_upload_bytes;
         if req.declared_len.is_some_and(|n| n > limit) {
@@ -267,11 +271,14 @@ impl Warrant {
         ws: &str,
         path: &str,
         if_match: Option<&str>,
+        lock_token: Option<&str>,
     ) -> Result<()> {
         let ws = WorkspaceId(ws.to_string());
         let path = FilePath::parse(path)?;
         let facts = self.facts_of(&ws, path.as_str()).await?;
         self.workspace_access(caller, &ws, Action::DeleteFile, Some(path.as_str()), &facts)
+            .await?;
+        self.check_locks(caller, &ws, path.as_str(), lock_token)
             .await?;
         let etag = if_match.filter(|e| *e != "*");
         match store::files::delete(self.store.pool(), &ws, path.as_str(), etag).await? {
@@ -328,6 +335,7 @@ impl Warrant {
         ws: &str,
         from: &str,
         to: &str,
+        lock_token: Option<&str>,
     ) -> Result<FileMeta> {
         let ws = WorkspaceId(ws.to_string());
         let from = FilePath::parse(from)?;
@@ -336,6 +344,10 @@ impl Warrant {
         self.workspace_access(caller, &ws, Action::MoveFile, Some(from.as_str()), &facts)
             .await?;
         self.workspace_access(caller, &ws, Action::MoveFile, Some(to.as_str()), &facts)
+            .await?;
+        self.check_locks(caller, &ws, from.as_str(), lock_token)
+            .await?;
+        self.check_locks(caller, &ws, to.as_str(), lock_token)
             .await?;
         if from == to {
             return Err(Error::Unprocessable("from and to are the same path".into()));

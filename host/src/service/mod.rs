@@ -5,6 +5,7 @@ mod agents;
 mod authn;
 mod bootstrap;
 mod files;
+pub mod locks;
 pub mod orgs;
 pub mod policies;
 mod tokens;
