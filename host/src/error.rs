@@ -61,6 +61,14 @@ pub enum Error {
     /// Well-formed input that cannot be processed.
     #[error("{0}")]
     Unprocessable(String),
+    /// Too many requests: wait `retry_after_secs`.
+    #[error("rate limit of {limit} requests per minute exceeded; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Requests per minute allowed.
+        limit: u32,
+        /// Seconds until a request will be accepted.
+        retry_after_secs: u64,
+    },
     /// A database failure.
     #[error("database error")]
     Database(#[from] sqlx::Error),
@@ -100,6 +108,7 @@ impl Error {
             Error::BadRequest(_) => "bad_request",
             Error::InvalidPolicy(_) => "invalid_policy",
             Error::Unprocessable(_) => "unprocessable",
+            Error::RateLimited { .. } => "rate_limited",
             Error::Database(_) | Error::Io(_) | Error::Internal(_) => "internal",
         }
     }
@@ -120,6 +129,7 @@ impl Error {
             Error::Locked { .. } => 423,
             Error::PayloadTooLarge { .. } => 413,
             Error::Unprocessable(_) => 422,
+            Error::RateLimited { .. } => 429,
             Error::Database(_) | Error::Io(_) | Error::Internal(_) => 500,
         }
     }

@@ -142,6 +142,7 @@ pub fn app(state: AppState) -> Router {
         )
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             add_resource_metadata,
@@ -166,6 +167,32 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             Duration::from_secs(300),
         ))
+}
+
+/// Requests that mint credentials or check passwords: limited harder, per address.
+fn is_sensitive(method: &axum::http::Method, path: &str) -> bool {
+    (method == axum::http::Method::POST && (path == "/api/v1/tokens" || path == "/api/v1/users"))
+        || path.starts_with("/oauth/")
+        || path.starts_with("/login")
+}
+
+/// Counts every request against its client address (and sensitive ones harder).
+async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    let ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let limits = state.warrant.limits();
+    let mut verdict = limits.check_ip(&ip);
+    if verdict.is_ok() && is_sensitive(req.method(), req.uri().path()) {
+        verdict = limits.check_sensitive(&ip);
+    }
+    match verdict {
+        Ok(()) => next.run(req).await,
+        Err(e) => ApiError(e).into_response(),
+    }
 }
 
 /// Points every bearer challenge at the Protected Resource Metadata (RFC 9728).

@@ -89,6 +89,16 @@ impl IntoResponse for ApiError {
         let mut response = (status, body.to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Error::RateLimited {
+            limit,
+            retry_after_secs,
+        } = &err
+        {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            headers.insert("ratelimit-limit", HeaderValue::from(*limit));
+            headers.insert("ratelimit-remaining", HeaderValue::from(0));
+            headers.insert("ratelimit-reset", HeaderValue::from(*retry_after_secs));
+        }
         if matches!(err, Error::PayloadTooLarge { .. }) {
             // The body may be left unread: the connection cannot be reused.
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -32,6 +32,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let settings = Settings {
         max_upload_bytes: config.max_upload_bytes,
         decision_retention_days: config.decision_retention_days,
+        rate: crate::ratelimit::RateConfig {
+            per_ip: config.rate_limit_per_ip,
+            per_credential: config.rate_limit_per_credential,
+            sensitive_per_ip: config.rate_limit_sensitive,
+            failed_auth_per_ip: config.rate_limit_failed_auth,
+        },
         ..Settings::default()
     };
     let warrant = Warrant::open(&config.database.database_url, &config.data_dir, settings)

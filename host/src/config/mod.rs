@@ -37,6 +37,22 @@ pub struct ServeConfig {
     /// How long the decision log keeps decisions, in days.
     #[arg(long, env = "WARRANT_DECISION_RETENTION_DAYS", default_value_t = 30)]
     pub decision_retention_days: i64,
+    /// Requests per minute per client address (0: off).
+    #[arg(long, env = "WARRANT_RATE_LIMIT_PER_IP", default_value_t = 12_000)]
+    pub rate_limit_per_ip: u32,
+    /// Requests per minute per credential, unless the token or org says otherwise (0: off).
+    #[arg(
+        long,
+        env = "WARRANT_RATE_LIMIT_PER_CREDENTIAL",
+        default_value_t = 6_000
+    )]
+    pub rate_limit_per_credential: u32,
+    /// Requests per minute per address to sensitive endpoints: token minting, sign-in (0: off).
+    #[arg(long, env = "WARRANT_RATE_LIMIT_SENSITIVE", default_value_t = 60)]
+    pub rate_limit_sensitive: u32,
+    /// Failed authentications per minute per address before callers must wait (0: off).
+    #[arg(long, env = "WARRANT_RATE_LIMIT_FAILED_AUTH", default_value_t = 60)]
+    pub rate_limit_failed_auth: u32,
     /// Do not create an owner on an empty database.
     #[arg(long, env = "WARRANT_NO_BOOTSTRAP")]
     pub no_bootstrap: bool,

@@ -82,6 +82,8 @@ pub struct Org {
     pub max_token_days: i64,
     /// Whether workspace policy sets may contain `permit` (by default they may only forbid).
     pub allow_tenant_permits: bool,
+    /// Requests per minute per token (None: the server default).
+    pub rate_limit_per_minute: Option<i64>,
     /// Unix seconds.
     pub created_at: i64,
 }

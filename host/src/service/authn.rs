@@ -21,12 +21,29 @@ impl Warrant {
         client_addr: Option<IpAddr>,
         transport: Transport,
     ) -> Result<Caller> {
+        match self.authenticate_pat(bearer, client_addr, transport).await {
+            Err(Error::InvalidToken(why)) => {
+                // Guessing tokens costs the guesser: past the limit, it must wait.
+                let ip = client_addr.map(|a| a.to_string()).unwrap_or_default();
+                self.limits.check_failed_auth(&ip)?;
+                Err(Error::InvalidToken(why))
+            }
+            other => other,
+        }
+    }
+
+    async fn authenticate_pat(
+        &self,
+        bearer: &str,
+        client_addr: Option<IpAddr>,
+        transport: Transport,
+    ) -> Result<Caller> {
         pat::check_format(bearer).map_err(|e| match e {
             pat::FormatError::NotAPat => Error::InvalidToken("unrecognised token format"),
             pat::FormatError::Malformed => Error::InvalidToken("malformed token"),
             pat::FormatError::BadChecksum => Error::InvalidToken("token checksum mismatch"),
         })?;
-        let (record, principal) =
+        let (record, principal, org_rate_limit) =
             store::tokens::find_by_hash(self.store.pool(), &pat::hash(bearer))
                 .await?
                 .ok_or(Error::InvalidToken("unknown token"))?;
@@ -39,6 +56,10 @@ impl Warrant {
         }
         let scopes = ScopeSet::parse(record.scopes.split_whitespace())
             .map_err(|s| Error::Internal(format!("stored token has unknown scope {s}")))?;
+        self.limits.check_credential(
+            record.id.as_str(),
+            record.rate_limit_per_minute.or(org_rate_limit),
+        )?;
         self.note_use(&record.id, record.last_used_at, now, client_addr);
         Ok(Caller {
             principal,

@@ -69,6 +69,7 @@ impl Warrant {
             name: org_name.to_string(),
             max_token_days: 90,
             allow_tenant_permits: false,
+            rate_limit_per_minute: None,
             created_at: now,
         };
         store::orgs::insert(&mut *tx, &org).await?;
@@ -93,6 +94,7 @@ impl Warrant {
                 scopes: ScopeSet::all(),
                 workspaces: None,
                 days: org.max_token_days,
+                rate_limit_per_minute: None,
             },
         )
         .await?;
@@ -141,6 +143,7 @@ impl Warrant {
                 scopes: parse_scopes(scopes)?,
                 workspaces: workspaces.map(|ws| ws.into_iter().map(WorkspaceId).collect()),
                 days: check_days(days, &org)?,
+                rate_limit_per_minute: None,
             },
         )
         .await?;

@@ -24,6 +24,7 @@ use crate::authz::policy_cache::{PolicyCache, Slot};
 use crate::authz::{Action, Authz, Caller, Decision, ResourceFacts, Target, WorkspacePolicies};
 use crate::files::BlobStore;
 use crate::identity::{OrgId, OrgRole, Role, Workspace, WorkspaceId};
+use crate::ratelimit::RateLimits;
 use crate::store::audit::AuditEntry;
 use crate::store::decisions::DecisionRecord;
 use crate::store::{self, Store};
@@ -38,6 +39,8 @@ pub struct Settings {
     pub decision_retention_days: i64,
     /// How many decisions may wait to be written before new ones are dropped.
     pub decision_queue: usize,
+    /// Rate limits.
+    pub rate: crate::ratelimit::RateConfig,
 }
 
 impl Default for Settings {
@@ -46,6 +49,7 @@ impl Default for Settings {
             max_upload_bytes: 100 * 1024 * 1024,
             decision_retention_days: 30,
             decision_queue: 65_536,
+            rate: crate::ratelimit::RateConfig::default(),
         }
     }
 }
@@ -56,6 +60,7 @@ pub struct Warrant {
     authz: Authz,
     policies: PolicyCache,
     decision_log: DecisionLog,
+    limits: Arc<RateLimits>,
     blobs: BlobStore,
     settings: Settings,
     /// When each token's last use was last written, so it is written at most once a minute.
@@ -81,11 +86,13 @@ impl Warrant {
             settings.decision_queue,
             settings.decision_retention_days,
         );
+        let limits = RateLimits::new(settings.rate.clone());
         Ok(Warrant {
             store,
             authz,
             policies: PolicyCache::default(),
             decision_log,
+            limits,
             blobs,
             settings,
             last_use_written: Mutex::new(HashMap::new()),
@@ -100,6 +107,11 @@ impl Warrant {
     /// The store (for readiness checks and shutdown).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The rate limiters (the transports count requests per address with them).
+    pub fn limits(&self) -> &RateLimits {
+        &self.limits
     }
 
     /// The settings in force.

@@ -21,6 +21,8 @@ pub struct OrgView {
     pub max_token_days: i64,
     /// Whether workspace policy sets may contain `permit`.
     pub allow_tenant_permits: bool,
+    /// Requests per minute per token, or null for the server default.
+    pub rate_limit_per_minute: Option<i64>,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -32,6 +34,7 @@ impl From<&Org> for OrgView {
             name: o.name.clone(),
             max_token_days: o.max_token_days,
             allow_tenant_permits: o.allow_tenant_permits,
+            rate_limit_per_minute: o.rate_limit_per_minute,
             created_at: rfc3339(o.created_at),
         }
     }
@@ -46,6 +49,8 @@ pub struct OrgSettings {
     /// Whether workspace policy sets may contain `permit` policies. Off by default: tenant
     /// sets can then only narrow what the built-in roles grant.
     pub allow_tenant_permits: Option<bool>,
+    /// Requests per minute per token of this organisation (tokens may override it).
+    pub rate_limit_per_minute: Option<i64>,
 }
 
 /// A user to create in an organisation.
@@ -150,6 +155,7 @@ impl Warrant {
             name: name.trim().to_string(),
             max_token_days: 90,
             allow_tenant_permits: false,
+            rate_limit_per_minute: None,
             created_at: store::now(),
         };
         self.authorize(
@@ -198,13 +204,10 @@ impl Warrant {
         if let Some(allow) = req.allow_tenant_permits {
             org.allow_tenant_permits = allow;
         }
-        store::orgs::update_settings(
-            self.store.pool(),
-            &id,
-            org.max_token_days,
-            org.allow_tenant_permits,
-        )
-        .await?;
+        if req.rate_limit_per_minute.is_some() {
+            org.rate_limit_per_minute = super::tokens::check_rate(req.rate_limit_per_minute)?;
+        }
+        store::orgs::update_settings(self.store.pool(), &org).await?;
         self.audit(
             caller,
             "org.update",

@@ -29,6 +29,8 @@ pub struct NewToken {
     pub expires_in_days: Option<i64>,
     /// Mint for this agent instead of oneself.
     pub principal_id: Option<String>,
+    /// Requests per minute allowed with this token (default: the organisation's limit).
+    pub rate_limit_per_minute: Option<i64>,
 }
 
 /// A token as shown to its owner: never the secret (except `token`, once, at creation).
@@ -57,6 +59,8 @@ pub struct TokenView {
     pub last_used_addr: Option<String>,
     /// RFC 3339, or null.
     pub revoked_at: Option<String>,
+    /// Requests per minute allowed, or null for the default.
+    pub rate_limit_per_minute: Option<i64>,
 }
 
 /// Unix seconds as RFC 3339.
@@ -83,6 +87,7 @@ impl TokenView {
             last_used_at: t.last_used_at.map(rfc3339),
             last_used_addr: t.last_used_addr.clone(),
             revoked_at: t.revoked_at.map(rfc3339),
+            rate_limit_per_minute: t.rate_limit_per_minute,
         }
     }
 }
@@ -95,6 +100,7 @@ pub(super) struct Mint<'a> {
     pub scopes: ScopeSet,
     pub workspaces: Option<Vec<WorkspaceId>>,
     pub days: i64,
+    pub rate_limit_per_minute: Option<i64>,
 }
 
 /// Stores a new token and returns its record and secret.
@@ -116,6 +122,7 @@ pub(super) async fn mint<'c>(
         revoked_at: None,
         last_used_at: None,
         last_used_addr: None,
+        rate_limit_per_minute: m.rate_limit_per_minute,
     };
     store::tokens::insert(db, &record, &secret.hash()).await?;
     Ok((record, secret))
@@ -131,6 +138,16 @@ pub(super) fn parse_scopes(names: &[String]) -> Result<ScopeSet> {
         ));
     }
     Ok(scopes)
+}
+
+/// Checks a per-minute rate limit override.
+pub(super) fn check_rate(rate: Option<i64>) -> Result<Option<i64>> {
+    match rate {
+        Some(r) if !(1..=1_000_000).contains(&r) => Err(Error::Unprocessable(
+            "rate_limit_per_minute must be between 1 and 1000000".into(),
+        )),
+        other => Ok(other),
+    }
 }
 
 /// Checks a lifetime against the organisation's maximum; None means the maximum.
@@ -176,6 +193,7 @@ impl Warrant {
                 scopes,
                 workspaces,
                 days,
+                rate_limit_per_minute: check_rate(req.rate_limit_per_minute)?,
             },
         )
         .await?;

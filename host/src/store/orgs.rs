@@ -18,25 +18,25 @@ pub async fn insert<'c>(db: impl AnyExecutor<'c>, org: &Org) -> Result<(), sqlx:
 }
 
 /// Changes an organisation's settings.
-pub async fn update_settings<'c>(
-    db: impl AnyExecutor<'c>,
-    id: &OrgId,
-    max_token_days: i64,
-    allow_tenant_permits: bool,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orgs SET max_token_days = $2, allow_tenant_permits = $3 WHERE id = $1")
-        .bind(id.as_str())
-        .bind(max_token_days)
-        .bind(i64::from(allow_tenant_permits))
-        .execute(db)
-        .await?;
+pub async fn update_settings<'c>(db: impl AnyExecutor<'c>, org: &Org) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE orgs SET max_token_days = $2, allow_tenant_permits = $3, rate_limit_per_minute = $4 \
+         WHERE id = $1",
+    )
+    .bind(org.id.as_str())
+    .bind(org.max_token_days)
+    .bind(i64::from(org.allow_tenant_permits))
+    .bind(org.rate_limit_per_minute)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// One organisation.
 pub async fn get<'c>(db: impl AnyExecutor<'c>, id: &OrgId) -> Result<Option<Org>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT id, name, max_token_days, allow_tenant_permits, created_at FROM orgs WHERE id = $1",
+        "SELECT id, name, max_token_days, allow_tenant_permits, rate_limit_per_minute, created_at \
+         FROM orgs WHERE id = $1",
     )
     .bind(id.as_str())
     .fetch_optional(db)
@@ -47,6 +47,7 @@ pub async fn get<'c>(db: impl AnyExecutor<'c>, id: &OrgId) -> Result<Option<Org>
             name: r.try_get("name")?,
             max_token_days: r.try_get("max_token_days")?,
             allow_tenant_permits: r.try_get::<i64, _>("allow_tenant_permits")? != 0,
+            rate_limit_per_minute: r.try_get("rate_limit_per_minute")?,
             created_at: r.try_get("created_at")?,
         })
     })

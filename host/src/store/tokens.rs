@@ -30,10 +30,12 @@ pub struct TokenRecord {
     pub last_used_at: Option<i64>,
     /// The address of the last use.
     pub last_used_addr: Option<String>,
+    /// Requests per minute allowed with this token (None: the org's or the server's default).
+    pub rate_limit_per_minute: Option<i64>,
 }
 
 const COLUMNS: &str = "t.id, t.principal_id, t.created_by, t.name, t.scopes, t.workspaces, \
-    t.created_at, t.expires_at, t.revoked_at, t.last_used_at, t.last_used_addr";
+    t.created_at, t.expires_at, t.revoked_at, t.last_used_at, t.last_used_addr, t.rate_limit_per_minute";
 
 fn from_row(r: &AnyRow) -> Result<TokenRecord, sqlx::Error> {
     Ok(TokenRecord {
@@ -52,6 +54,7 @@ fn from_row(r: &AnyRow) -> Result<TokenRecord, sqlx::Error> {
         revoked_at: r.try_get("revoked_at")?,
         last_used_at: r.try_get("last_used_at")?,
         last_used_addr: r.try_get("last_used_addr")?,
+        rate_limit_per_minute: r.try_get("rate_limit_per_minute")?,
     })
 }
 
@@ -69,7 +72,7 @@ pub async fn insert<'c>(
     });
     sqlx::query(
         "INSERT INTO tokens (id, secret_hash, principal_id, created_by, name, scopes, workspaces, \
-         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         created_at, expires_at, rate_limit_per_minute) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(t.id.as_str())
     .bind(secret_hash)
@@ -80,26 +83,35 @@ pub async fn insert<'c>(
     .bind(workspaces)
     .bind(t.created_at)
     .bind(t.expires_at)
+    .bind(t.rate_limit_per_minute)
     .execute(db)
     .await?;
     Ok(())
 }
 
-/// The token with this secret hash, with its principal (one query on the hot path).
+/// The token with this secret hash, with its principal and its organisation's rate limit
+/// (one query on the hot path).
 pub async fn find_by_hash<'c>(
     db: impl AnyExecutor<'c>,
     secret_hash: &str,
-) -> Result<Option<(TokenRecord, Principal)>, sqlx::Error> {
+) -> Result<Option<(TokenRecord, Principal, Option<i64>)>, sqlx::Error> {
     sqlx::query(AssertSqlSafe(format!(
         "SELECT {COLUMNS}, p.id AS p_id, p.kind AS p_kind, p.name AS p_name, p.email AS p_email, \
          p.org_id AS p_org_id, p.created_by AS p_created_by, p.created_at AS p_created_at, \
-         p.groups AS p_groups \
-         FROM tokens t JOIN principals p ON p.id = t.principal_id WHERE t.secret_hash = $1"
+         p.groups AS p_groups, o.rate_limit_per_minute AS org_rate_limit \
+         FROM tokens t JOIN principals p ON p.id = t.principal_id JOIN orgs o ON o.id = p.org_id \
+         WHERE t.secret_hash = $1"
     )))
     .bind(secret_hash)
     .fetch_optional(db)
     .await?
-    .map(|r| Ok((from_row(&r)?, super::principals::from_row(&r, "p_")?)))
+    .map(|r| {
+        Ok((
+            from_row(&r)?,
+            super::principals::from_row(&r, "p_")?,
+            r.try_get("org_rate_limit")?,
+        ))
+    })
     .transpose()
 }
 
