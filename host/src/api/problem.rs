@@ -59,6 +59,15 @@ impl IntoResponse for ApiError {
                 ));
             }
             Error::InvalidPolicy(diagnostics) => body["diagnostics"] = json!(diagnostics),
+            Error::QuotaExceeded {
+                used,
+                quota,
+                needed,
+            } => {
+                body["used_bytes"] = json!(used);
+                body["quota_bytes"] = json!(quota);
+                body["needed_bytes"] = json!(needed);
+            }
             Error::Forbidden(decision) => {
                 body["layer"] = json!(decision.layer.map(Layer::as_str));
                 body["reasons"] = json!(decision.reasons);
@@ -80,7 +89,10 @@ impl IntoResponse for ApiError {
         let mut response = (status, body.to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if matches!(err, Error::PayloadTooLarge { .. }) {
+        if matches!(
+            err,
+            Error::PayloadTooLarge { .. } | Error::QuotaExceeded { .. }
+        ) {
             // The body may be left unread: the connection cannot be reused.
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
