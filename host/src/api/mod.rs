@@ -5,6 +5,7 @@
 mod agents;
 mod extract;
 mod files;
+mod imports;
 mod me;
 mod orgs;
 mod policies;
@@ -98,6 +99,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             files::delete_file
         ))
         .routes(routes!(files::move_file))
+        .routes(routes!(imports::import_url))
+        .routes(routes!(orgs::org_usage))
         .routes(routes!(policies::put_policies, policies::get_policies))
         .routes(routes!(policies::policy_versions))
         .routes(routes!(policies::rollback_policies))

@@ -464,8 +464,16 @@ pub async fn fetch(
     deadline: Instant,
 ) -> Result<Fetched, Error> {
     let mut url = url;
+    let mut from: Option<Url> = None;
     for hop in 0..=settings.max_redirects {
-        let pinned = resolve_checked(&url, &settings.allow, deadline).await?;
+        let pinned = resolve_checked(&url, &settings.allow, deadline)
+            .await
+            .map_err(|e| match (e, &from) {
+                (Error::ImportRefused(why), Some(from)) => {
+                    Error::ImportRefused(format!("{from} redirected to {url}: {why}"))
+                }
+                (e, _) => e,
+            })?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(timed_out("connecting"));
@@ -511,7 +519,7 @@ pub async fn fetch(
                 other => other,
             })?;
             tracing::debug!(from = %url, to = %next, hop, "import redirect");
-            url = next;
+            from = Some(std::mem::replace(&mut url, next));
             continue;
         }
         if !status.is_success() {

@@ -23,6 +23,22 @@ pub struct OrgView {
     pub allow_tenant_permits: bool,
     /// RFC 3339.
     pub created_at: String,
+    /// Storage in use and the quota (also at `GET /orgs/{org}/usage`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageView>,
+}
+
+/// An organisation's storage: what is used and what it may use.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StorageView {
+    /// Bytes stored in the organisation's files (every version in force, every workspace).
+    pub used_bytes: i64,
+    /// The quota in force, in bytes.
+    pub quota_bytes: i64,
+    /// What is left before writes are refused (0 when over the quota).
+    pub available_bytes: i64,
+    /// `org` when the organisation set its own quota, `default` for the server's.
+    pub quota_source: &'static str,
 }
 
 impl From<&Org> for OrgView {
@@ -33,6 +49,7 @@ impl From<&Org> for OrgView {
             max_token_days: o.max_token_days,
             allow_tenant_permits: o.allow_tenant_permits,
             created_at: rfc3339(o.created_at),
+            storage: None,
         }
     }
 }
@@ -46,6 +63,20 @@ pub struct OrgSettings {
     /// Whether workspace policy sets may contain `permit` policies. Off by default: tenant
     /// sets can then only narrow what the built-in roles grant.
     pub allow_tenant_permits: Option<bool>,
+    /// The organisation's storage quota in bytes, up to the server's ceiling
+    /// (`--storage-quota-max-bytes`); `null` returns to the server's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub storage_quota_bytes: Option<Option<i64>>,
+}
+
+/// Tells a field that is present (even as `null`) from one that is absent.
+fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A user to create in an organisation.
@@ -176,7 +207,33 @@ impl Warrant {
         let org = store::orgs::get(self.store.pool(), &id)
             .await?
             .ok_or(Error::NotFound("organisation"))?;
-        Ok(OrgView::from(&org))
+        let mut view = OrgView::from(&org);
+        view.storage = Some(self.storage_view(&id).await?);
+        Ok(view)
+    }
+
+    /// An organisation's storage use and quota (any member may see it).
+    pub async fn org_usage(&self, caller: &Caller, id: &str) -> Result<StorageView> {
+        let id = OrgId(id.to_string());
+        self.org_access(caller, &id, Action::ReadOrg).await?;
+        self.storage_view(&id).await
+    }
+
+    async fn storage_view(&self, org: &OrgId) -> Result<StorageView> {
+        let usage = store::quotas::usage(self.store.pool(), org)
+            .await?
+            .ok_or(Error::NotFound("organisation"))?;
+        let quota = usage.quota.unwrap_or(self.settings.storage_quota_default);
+        Ok(StorageView {
+            used_bytes: usage.used,
+            quota_bytes: quota,
+            available_bytes: quota.saturating_sub(usage.used).max(0),
+            quota_source: if usage.quota.is_some() {
+                "org"
+            } else {
+                "default"
+            },
+        })
     }
 
     /// Changes an organisation's settings.
@@ -198,6 +255,15 @@ impl Warrant {
         if let Some(allow) = req.allow_tenant_permits {
             org.allow_tenant_permits = allow;
         }
+        let max = self.settings.storage_quota_max;
+        if let Some(Some(q)) = req.storage_quota_bytes
+            && !(0..=max).contains(&q)
+        {
+            return Err(Error::Unprocessable(format!(
+                "storage_quota_bytes must be between 0 and {max} (the server's ceiling, set by \
+                 its operator with --storage-quota-max-bytes)"
+            )));
+        }
         store::orgs::update_settings(
             self.store.pool(),
             &id,
@@ -205,17 +271,28 @@ impl Warrant {
             org.allow_tenant_permits,
         )
         .await?;
+        if let Some(quota) = req.storage_quota_bytes {
+            store::quotas::set_quota(self.store.pool(), &id, quota).await?;
+        }
         self.audit(
             caller,
             "org.update",
             id.as_str(),
             Some(format!(
-                "max_token_days={} allow_tenant_permits={}",
-                org.max_token_days, org.allow_tenant_permits
+                "max_token_days={} allow_tenant_permits={}{}",
+                org.max_token_days,
+                org.allow_tenant_permits,
+                match req.storage_quota_bytes {
+                    Some(Some(q)) => format!(" storage_quota_bytes={q}"),
+                    Some(None) => " storage_quota_bytes=default".to_string(),
+                    None => String::new(),
+                }
             )),
         )
         .await;
-        Ok(OrgView::from(&org))
+        let mut view = OrgView::from(&org);
+        view.storage = Some(self.storage_view(&id).await?);
+        Ok(view)
     }
 
     /// Creates a user in an organisation the caller administers.

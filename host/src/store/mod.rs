@@ -9,6 +9,7 @@ pub mod files;
 pub mod orgs;
 pub mod policies;
 pub mod principals;
+pub mod quotas;
 pub mod tokens;
 pub mod workspaces;
 
