@@ -41,8 +41,8 @@ pub enum Error {
     },
     /// A write that would take the organisation over its storage quota.
     #[error(
-        "the organisation's storage quota would be exceeded: this write needs {needed} more \
-         bytes, and {used} of {quota} bytes are in use"
+        "the organisation's storage quota would be exceeded: this write needs at least {needed} \
+         more bytes, and {used} of {quota} bytes are in use"
     )]
     QuotaExceeded {
         /// Bytes in use before the write.

@@ -62,11 +62,16 @@ impl Warrant {
             // A body that failed upstream is the upstream's fault (502/504), not a bad request.
             .map_err(|e| failure.take().unwrap_or(e))?;
         let source_url = fetched.final_url.to_string();
+        // The audit log keeps where the bytes came from, but not a query string, which may
+        // hold a signature (presigned URLs).
+        let mut logged = fetched.final_url.clone();
+        logged.set_query(None);
+        logged.set_fragment(None);
         self.audit(
             caller,
             "file.import",
             &format!("{}/{}", put.meta.workspace_id, put.meta.path),
-            Some(format!("from {source_url} sha256 {}", put.meta.sha256)),
+            Some(format!("from {logged} sha256 {}", put.meta.sha256)),
         )
         .await;
         Ok(ImportOutcome {
