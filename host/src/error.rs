@@ -49,6 +49,30 @@ pub enum Error {
         /// The limit in bytes.
         limit: u64,
     },
+    /// A write that would take the organisation over its storage quota.
+    #[error(
+        "the organisation's storage quota would be exceeded: this write needs at least {needed} \
+         more bytes, and {used} of {quota} bytes are in use"
+    )]
+    QuotaExceeded {
+        /// Bytes in use before the write.
+        used: i64,
+        /// The quota in bytes.
+        quota: i64,
+        /// The growth the write asked for.
+        needed: i64,
+    },
+    /// A URL import refused before any request: scheme, credentials, or a non-public address.
+    #[error("import refused: {0}")]
+    ImportRefused(String),
+    /// The server a URL import fetches from failed, or took too long.
+    #[error("{detail}")]
+    Upstream {
+        /// What went wrong.
+        detail: String,
+        /// True when the import's time cap ran out.
+        timed_out: bool,
+    },
     /// A file path that is not allowed.
     #[error("invalid path: {0}")]
     InvalidPath(String),
@@ -104,6 +128,14 @@ impl Error {
             Error::PreconditionFailed(_) => "precondition_failed",
             Error::Locked { .. } => "locked",
             Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::QuotaExceeded { .. } => "quota_exceeded",
+            Error::ImportRefused(_) => "import_refused",
+            Error::Upstream {
+                timed_out: false, ..
+            } => "upstream_failed",
+            Error::Upstream {
+                timed_out: true, ..
+            } => "upstream_timeout",
             Error::InvalidPath(_) => "invalid_path",
             Error::BadRequest(_) => "bad_request",
             Error::InvalidPolicy(_) => "invalid_policy",
@@ -128,7 +160,14 @@ impl Error {
             Error::PreconditionFailed(_) => 412,
             Error::Locked { .. } => 423,
             Error::PayloadTooLarge { .. } => 413,
-            Error::Unprocessable(_) => 422,
+            Error::Unprocessable(_) | Error::ImportRefused(_) => 422,
+            Error::Upstream {
+                timed_out: false, ..
+            } => 502,
+            Error::Upstream {
+                timed_out: true, ..
+            } => 504,
+            Error::QuotaExceeded { .. } => 507,
             Error::RateLimited { .. } => 429,
             Error::Database(_) | Error::Io(_) | Error::Internal(_) => 500,
         }

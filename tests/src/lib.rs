@@ -147,6 +147,10 @@ pub fn warrant_command() -> tokio::process::Command {
         "WARRANT_PUBLIC_URL",
         "WARRANT_MAX_UPLOAD_BYTES",
         "WARRANT_NO_BOOTSTRAP",
+        "WARRANT_IMPORT_ALLOW",
+        "WARRANT_IMPORT_TIMEOUT",
+        "WARRANT_STORAGE_QUOTA_BYTES",
+        "WARRANT_STORAGE_QUOTA_MAX_BYTES",
     ] {
         cmd.env_remove(var);
     }

@@ -75,7 +75,7 @@ pub struct MoveBody {
     pub to: String,
 }
 
-fn etag_header(etag: &str) -> Option<HeaderValue> {
+pub(super) fn etag_header(etag: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("\"{etag}\"")).ok()
 }
 

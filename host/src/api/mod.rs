@@ -5,6 +5,7 @@
 mod agents;
 mod extract;
 mod files;
+mod imports;
 mod locks;
 mod me;
 mod orgs;
@@ -101,6 +102,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(files::move_file))
         .routes(routes!(locks::acquire_lock, locks::list_locks))
         .routes(routes!(locks::renew_lock, locks::release_lock))
+        .routes(routes!(imports::import_url))
+        .routes(routes!(orgs::org_usage))
         .routes(routes!(policies::put_policies, policies::get_policies))
         .routes(routes!(policies::policy_versions))
         .routes(routes!(policies::rollback_policies))

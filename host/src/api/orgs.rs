@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::extract::{Authenticated, JsonBody};
 use super::{AppState, problem::ApiError};
-use crate::service::orgs::{NewUser, OrgSettings, OrgView, PrincipalView};
+use crate::service::orgs::{NewUser, OrgSettings, OrgView, PrincipalView, StorageView};
 
 /// A new organisation.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -43,6 +43,20 @@ pub async fn get_org(
     Path(org): Path<String>,
 ) -> Result<Json<OrgView>, ApiError> {
     Ok(Json(state.warrant.get_org(&caller, &org).await?))
+}
+
+/// An organisation's storage: bytes used, the quota in force, what is left.
+#[utoipa::path(get, path = "/orgs/{org}/usage", tag = "identity", security(("bearer" = [])),
+    params(("org" = String, Path, description = "organisation id")), responses(
+    (status = 200, description = "storage use and quota", body = StorageView),
+    (status = 404, description = "unknown, or the caller does not belong to it"),
+))]
+pub async fn org_usage(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(org): Path<String>,
+) -> Result<Json<StorageView>, ApiError> {
+    Ok(Json(state.warrant.org_usage(&caller, &org).await?))
 }
 
 /// Changes an organisation's settings (owners only).

@@ -68,6 +68,15 @@ impl IntoResponse for ApiError {
                 body["holder"] = json!(holder);
                 body["expires_at"] = json!(expires_at);
             }
+            Error::QuotaExceeded {
+                used,
+                quota,
+                needed,
+            } => {
+                body["used_bytes"] = json!(used);
+                body["quota_bytes"] = json!(quota);
+                body["needed_bytes"] = json!(needed);
+            }
             Error::Forbidden(decision) => {
                 body["layer"] = json!(decision.layer.map(Layer::as_str));
                 body["reasons"] = json!(decision.reasons);
@@ -99,7 +108,10 @@ impl IntoResponse for ApiError {
             headers.insert("ratelimit-remaining", HeaderValue::from(0));
             headers.insert("ratelimit-reset", HeaderValue::from(*retry_after_secs));
         }
-        if matches!(err, Error::PayloadTooLarge { .. }) {
+        if matches!(
+            err,
+            Error::PayloadTooLarge { .. } | Error::QuotaExceeded { .. }
+        ) {
             // The body may be left unread: the connection cannot be reused.
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }

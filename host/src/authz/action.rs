@@ -15,6 +15,8 @@ pub enum Action {
     DeleteFile,
     /// Move or rename a file (checked on both paths).
     MoveFile,
+    /// Have the server fetch a URL into a file (also checked as a write of that file).
+    ImportUrl,
     /// See a workspace.
     ReadWorkspace,
     /// Delete a workspace.
@@ -58,6 +60,7 @@ impl Action {
             Action::WriteFile => "files:write",
             Action::DeleteFile => "files:delete",
             Action::MoveFile => "files:move",
+            Action::ImportUrl => "files:import",
             Action::ReadWorkspace => "workspace:read",
             Action::DeleteWorkspace => "workspace:delete",
             Action::ListMembers => "members:list",
@@ -81,7 +84,7 @@ impl Action {
     pub fn required_scope(self) -> Scope {
         match self {
             Action::ReadFile | Action::ListFiles => Scope::FilesRead,
-            Action::WriteFile | Action::MoveFile => Scope::FilesWrite,
+            Action::WriteFile | Action::MoveFile | Action::ImportUrl => Scope::FilesWrite,
             Action::DeleteFile => Scope::FilesDelete,
             Action::ReadWorkspace | Action::ListMembers | Action::ReadOrg => Scope::WorkspacesRead,
             Action::DeleteWorkspace | Action::CreateWorkspace => Scope::WorkspacesAdmin,
@@ -95,12 +98,13 @@ impl Action {
     }
 
     /// Every action, for schema checks and docs.
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 22] = [
         Action::ReadFile,
         Action::ListFiles,
         Action::WriteFile,
         Action::DeleteFile,
         Action::MoveFile,
+        Action::ImportUrl,
         Action::ReadWorkspace,
         Action::DeleteWorkspace,
         Action::ListMembers,

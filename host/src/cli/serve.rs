@@ -29,6 +29,11 @@ pub fn init_logging() {
 
 /// Runs the server until SIGTERM or SIGINT; in-flight requests finish first.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let allow = crate::files::import::AllowList::parse(&config.import_allow)
+        .map_err(|e| anyhow::anyhow!("--import-allow: {e}"))?;
+    if !allow.is_empty() {
+        tracing::warn!(allow = ?config.import_allow, "URL imports may fetch these non-public networks and hosts");
+    }
     let settings = Settings {
         max_upload_bytes: config.max_upload_bytes,
         decision_retention_days: config.decision_retention_days,
@@ -38,6 +43,16 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             sensitive_per_ip: config.rate_limit_sensitive,
             failed_auth_per_ip: config.rate_limit_failed_auth,
         },
+        import: crate::files::import::ImportSettings {
+            allow,
+            timeout: config.import_timeout,
+            ..Default::default()
+        },
+        storage_quota_default: config.storage_quota_bytes,
+        storage_quota_max: config
+            .storage_quota_max_bytes
+            .unwrap_or(config.storage_quota_bytes)
+            .max(config.storage_quota_bytes),
         ..Settings::default()
     };
     let warrant = Warrant::open(&config.database.database_url, &config.data_dir, settings)

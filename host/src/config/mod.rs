@@ -53,6 +53,20 @@ pub struct ServeConfig {
     /// Failed authentications per minute per address before callers must wait (0: off).
     #[arg(long, env = "WARRANT_RATE_LIMIT_FAILED_AUTH", default_value_t = 60)]
     pub rate_limit_failed_auth: u32,
+    /// Networks, addresses or host names URL imports may fetch although they are not public
+    /// (repeat or separate with commas): `127.0.0.1/32`, `10.0.0.0/8`, `files.intranet`.
+    #[arg(long, env = "WARRANT_IMPORT_ALLOW", value_delimiter = ',')]
+    pub import_allow: Vec<String>,
+    /// The time cap of one URL import, from the request to the last byte (`30s`, `2m`).
+    #[arg(long, env = "WARRANT_IMPORT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub import_timeout: std::time::Duration,
+    /// The storage quota of an organisation that sets none, in bytes (default 50 GB).
+    #[arg(long, env = "WARRANT_STORAGE_QUOTA_BYTES", default_value_t = crate::service::DEFAULT_STORAGE_QUOTA, value_parser = clap::value_parser!(i64).range(0..))]
+    pub storage_quota_bytes: i64,
+    /// The largest quota an organisation's owner may set, in bytes (default: the default quota,
+    /// so owners may lower their quota but not raise it).
+    #[arg(long, env = "WARRANT_STORAGE_QUOTA_MAX_BYTES", value_parser = clap::value_parser!(i64).range(0..))]
+    pub storage_quota_max_bytes: Option<i64>,
     /// Do not create an owner on an empty database.
     #[arg(long, env = "WARRANT_NO_BOOTSTRAP")]
     pub no_bootstrap: bool,

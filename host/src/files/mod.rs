@@ -1,7 +1,9 @@
-//! Files: path rules and blob storage on disk. Metadata lives in `store::files`; the
-//! operations that combine both, behind the decision pipeline, live in `service::files`.
+//! Files: path rules, blob storage on disk, and the SSRF-safe fetcher of URL imports.
+//! Metadata lives in `store::files`; the operations that combine them, behind the decision
+//! pipeline, live in `service::files` and `service::imports`.
 
 pub mod blobs;
+pub mod import;
 pub mod path;
 
 pub use blobs::{BlobStore, StoredBlob};

@@ -9,7 +9,7 @@ use futures::Stream;
 use super::Warrant;
 use crate::authz::{Action, Caller, ResourceFacts};
 use crate::files::{FilePath, FolderPrefix};
-use crate::identity::WorkspaceId;
+use crate::identity::{OrgId, WorkspaceId};
 use crate::store::files::FileMeta;
 use crate::store::{self, is_unique_violation};
 use crate::{Error, Result};
@@ -39,6 +39,15 @@ pub struct WriteRequest {
     pub conditions: WriteConditions,
     /// The `Lock-Token` of a lock the caller holds on the path.
     pub lock_token: Option<String>,
+}
+
+/// A write the pipeline allowed, waiting for its bytes.
+pub(super) struct AllowedWrite {
+    ws: WorkspaceId,
+    org: OrgId,
+    path: FilePath,
+    /// The requested tags (None keeps the current ones).
+    tags: Option<Vec<String>>,
 }
 
 /// What a write did.
@@ -96,65 +105,152 @@ impl Warrant {
         req: WriteRequest,
         body: &mut FileBody,
     ) -> Result<PutOutcome> {
+        let allowed = self
+            .authorize_write(
+                caller,
+                ws,
+                path,
+                req.tags,
+                req.declared_len,
+                &[Action::WriteFile],
+                req.lock_token.as_deref(),
+            )
+            .await?;
+        let outcome = self
+            .store_write(
+                caller,
+                allowed,
+                req.content_type.as_deref(),
+                req.declared_len,
+                &req.conditions,
+                body,
+            )
+            .await?;
+        self.audit(
+            caller,
+            "file.write",
+            &format!("{}/{}", outcome.meta.workspace_id, outcome.meta.path),
+            Some(outcome.meta.sha256.clone()),
+        )
+        .await;
+        Ok(outcome)
+    }
+
+    /// Checks a write's path and tags and asks the pipeline for each of `actions` on the
+    /// path (a plain write asks for `files:write`; an import also for `files:import`).
+    pub(super) async fn authorize_write(
+        &self,
+        caller: &Caller,
+        ws: &str,
+        path: &str,
+        tags: Option<Vec<String>>,
+        declared_len: Option<u64>,
+        actions: &[Action],
+        lock_token: Option<&str>,
+    ) -> Result<AllowedWrite> {
         let ws = WorkspaceId(ws.to_string());
         let path = FilePath::parse(path)?;
-        let keep_tags = req.tags.is_none();
-        let requested_tags = req
-            .tags
+        let requested_tags = tags
             .map(|t| super::orgs::check_labels("tag", t))
             .transpose()?;
-        let current_tags = self.current_tags(&ws, path.as_str()).await?;
         // Policies see both what the file is and what it would become.
-        let mut tags = current_tags.clone();
+        let mut tags = self.current_tags(&ws, path.as_str()).await?;
         tags.extend(requested_tags.iter().flatten().cloned());
         tags.sort();
         tags.dedup();
         let facts = ResourceFacts {
-            size: req.declared_len,
+            size: declared_len,
             tags,
         };
-        self.workspace_access(caller, &ws, Action::WriteFile, Some(path.as_str()), &facts)
+        let mut org = None;
+        for action in actions {
+            let access = self
+                .workspace_access(caller, &ws, *action, Some(path.as_str()), &facts)
+                .await?;
+            org = Some(access.workspace.org_id);
+        }
+        let org =
+            org.ok_or_else(|| Error::Internal("a write was authorized for no action".into()))?;
+        self.check_locks(caller, &ws, path.as_str(), lock_token)
             .await?;
-        self.check_locks(caller, &ws, path.as_str(), req.lock_token.as_deref())
-            .await?;
+        Ok(AllowedWrite {
+            ws,
+            org,
+            path,
+            tags: requested_tags,
+        })
+    }
+
+    /// Streams `body` into a new blob within the upload limit and the organisation's free
+    /// space, then installs it as the file's new version, counting the size difference
+    /// against the quota in the same transaction.
+    pub(super) async fn store_write<S, E>(
+        &self,
+        caller: &Caller,
+        w: AllowedWrite,
+        content_type: Option<&str>,
+        declared_len: Option<u64>,
+        conditions: &WriteConditions,
+        body: S,
+    ) -> Result<PutOutcome>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
         let limit = self.settings.max_upload_bytes;
-        if req.declared_len.is_some_and(|n| n > limit) {
+        if declared_len.is_some_and(|n| n > limit) {
             return Err(Error::PayloadTooLarge { limit });
         }
-        let conditions = req.conditions;
-        let content_type = req
-            .content_type
-            .as_deref()
+        // The room left as seen now lets a write that cannot fit stop early, before its bytes
+        // are stored; the authoritative check is the counter update that installs it. A
+        // replace may always reuse the bytes of the version it replaces.
+        let old_size = store::files::get(self.store.pool(), &w.ws, w.path.as_str())
+            .await?
+            .map_or(0, |m| m.size);
+        let (used, quota) = self.storage_of(&w.org).await?;
+        let room = quota.saturating_sub(used).max(0).saturating_add(old_size);
+        let room = u64::try_from(room).unwrap_or(0);
+        let refuse = |needed: u64| Error::QuotaExceeded {
+            used,
+            quota,
+            needed: i64::try_from(needed)
+                .unwrap_or(i64::MAX)
+                .saturating_sub(old_size),
+        };
+        if let Some(n) = declared_len.filter(|n| *n > room) {
+            return Err(refuse(n));
+        }
+        let content_type = content_type
             .filter(|c| !c.is_empty() && c.len() <= 255 && !c.chars().any(char::is_control))
             .unwrap_or("application/octet-stream");
-        let blob = self.blobs.write(body, limit).await?;
+        let stream_limit = limit.min(room);
+        let blob = match self.blobs.write(body, stream_limit).await {
+            Err(Error::PayloadTooLarge { .. }) if stream_limit < limit => {
+                return Err(refuse(stream_limit.saturating_add(1)));
+            }
+            other => other?,
+        };
+        let keep_tags = w.tags.is_none();
         let mut meta = FileMeta {
-            workspace_id: ws.clone(),
-            path: path.as_str().to_string(),
+            workspace_id: w.ws,
+            path: w.path.as_str().to_string(),
             blob_id: blob.id.clone(),
             size: i64::try_from(blob.size).unwrap_or(i64::MAX),
             etag: format!("{}-{}", &blob.sha256[..16], &blob.id[..8]),
             sha256: blob.sha256,
             content_type: content_type.to_string(),
-            tags: requested_tags.unwrap_or_default(),
+            tags: w.tags.unwrap_or_default(),
             updated_by: caller.principal.id.clone(),
             updated_at: store::now(),
         };
-        let outcome = self
-            .install_version(&mut meta, &conditions, keep_tags)
-            .await;
-        match outcome {
+        match self
+            .install_version(&mut meta, conditions, keep_tags, &w.org)
+            .await
+        {
             Ok((created, replaced_blob)) => {
                 if let Some(old) = replaced_blob {
                     self.blobs.remove(&old).await;
                 }
-                self.audit(
-                    caller,
-                    "file.write",
-                    &format!("{ws}/{}", meta.path),
-                    Some(meta.sha256.clone()),
-                )
-                .await;
                 Ok(PutOutcome { meta, created })
             }
             Err(e) => {
@@ -164,13 +260,48 @@ impl Warrant {
         }
     }
 
-    /// Points the path at the new blob, retrying when a concurrent writer wins a round.
+    /// An organisation's bytes in use and its quota in force.
+    pub(super) async fn storage_of(&self, org: &OrgId) -> Result<(i64, i64)> {
+        let usage = store::quotas::usage(self.store.pool(), org)
+            .await?
+            .ok_or(Error::NotFound("organisation"))?;
+        Ok((
+            usage.used,
+            usage.quota.unwrap_or(self.settings.storage_quota_default),
+        ))
+    }
+
+    /// Begins a transaction that counts `delta` bytes against the quota; a refusal ends it
+    /// (releasing the organisation's row, and SQLite's write lock, before anything else is
+    /// read) and says how full the quota is.
+    async fn reserve_storage(
+        &self,
+        org: &OrgId,
+        delta: i64,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut tx = self.store.pool().begin().await?;
+        if store::quotas::reserve(&mut *tx, org, delta, self.settings.storage_quota_default).await?
+        {
+            return Ok(tx);
+        }
+        tx.rollback().await?;
+        let (used, quota) = self.storage_of(org).await?;
+        Err(Error::QuotaExceeded {
+            used,
+            quota,
+            needed: delta,
+        })
+    }
+
+    /// Points the path at the new blob, retrying when a concurrent writer wins a round. The
+    /// size difference is counted against the organisation's quota in the same transaction.
     /// Returns whether the file was created and the blob it replaced.
     async fn install_version(
         &self,
         meta: &mut FileMeta,
         conditions: &WriteConditions,
         keep_tags: bool,
+        org: &OrgId,
     ) -> Result<(bool, Option<String>)> {
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let current =
@@ -195,11 +326,12 @@ impl Warrant {
                     if keep_tags {
                         meta.tags = cur.tags.clone();
                     }
-                    if store::files::replace_if_current(self.store.pool(), meta, &cur.blob_id)
-                        .await?
-                    {
+                    let mut tx = self.reserve_storage(org, meta.size - cur.size).await?;
+                    if store::files::replace_if_current(&mut *tx, meta, &cur.blob_id).await? {
+                        tx.commit().await?;
                         return Ok((false, Some(cur.blob_id.clone())));
                     }
+                    tx.rollback().await?;
                 }
                 None => {
                     if conditions.if_match.is_some() {
@@ -208,9 +340,12 @@ impl Warrant {
                             meta.path
                         )));
                     }
-                    if store::files::insert_new(self.store.pool(), meta).await? {
+                    let mut tx = self.reserve_storage(org, meta.size).await?;
+                    if store::files::insert_new(&mut *tx, meta).await? {
+                        tx.commit().await?;
                         return Ok((true, None));
                     }
+                    tx.rollback().await?;
                 }
             }
         }
@@ -276,12 +411,23 @@ impl Warrant {
         let ws = WorkspaceId(ws.to_string());
         let path = FilePath::parse(path)?;
         let facts = self.facts_of(&ws, path.as_str()).await?;
-        self.workspace_access(caller, &ws, Action::DeleteFile, Some(path.as_str()), &facts)
-            .await?;
+        let org = self
+            .workspace_access(caller, &ws, Action::DeleteFile, Some(path.as_str()), &facts)
+            .await?
+            .workspace
+            .org_id;
         self.check_locks(caller, &ws, path.as_str(), lock_token)
             .await?;
         let etag = if_match.filter(|e| *e != "*");
-        match store::files::delete(self.store.pool(), &ws, path.as_str(), etag).await? {
+        // The organisation's row lock first, as writers take it, then the file.
+        let mut tx = self.store.pool().begin().await?;
+        store::quotas::lock(&mut *tx, &org).await?;
+        let deleted = store::files::delete(&mut *tx, &ws, path.as_str(), etag).await?;
+        if let Some((_, size)) = &deleted {
+            store::quotas::reserve(&mut *tx, &org, -size, 0).await?;
+        }
+        tx.commit().await?;
+        match deleted.map(|(blob, _)| blob) {
             Some(blob) => {
                 self.blobs.remove(&blob).await;
                 self.audit(

@@ -5,6 +5,7 @@ mod agents;
 mod authn;
 mod bootstrap;
 mod files;
+mod imports;
 pub mod locks;
 pub mod orgs;
 pub mod policies;
@@ -13,6 +14,7 @@ pub mod workspaces;
 
 pub use bootstrap::{BootstrapOutput, IssuedToken};
 pub use files::{FileBody, PutOutcome, WriteConditions, WriteRequest};
+pub use imports::ImportOutcome;
 pub use tokens::{NewToken, TokenView, rfc3339};
 
 use std::collections::HashMap;
@@ -30,6 +32,9 @@ use crate::store::decisions::DecisionRecord;
 use crate::store::{self, Store};
 use crate::{Error, Result};
 
+/// The default storage quota of an organisation: 50 GB.
+pub const DEFAULT_STORAGE_QUOTA: i64 = 50_000_000_000;
+
 /// Limits and defaults the operations need.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -41,6 +46,12 @@ pub struct Settings {
     pub decision_queue: usize,
     /// Rate limits.
     pub rate: crate::ratelimit::RateConfig,
+    /// URL import: the allow-list, the time cap, the redirect cap.
+    pub import: crate::files::import::ImportSettings,
+    /// The storage quota of an organisation that sets none, in bytes.
+    pub storage_quota_default: i64,
+    /// The largest quota an organisation's owner may set, in bytes.
+    pub storage_quota_max: i64,
 }
 
 impl Default for Settings {
@@ -50,6 +61,9 @@ impl Default for Settings {
             decision_retention_days: 30,
             decision_queue: 65_536,
             rate: crate::ratelimit::RateConfig::default(),
+            import: crate::files::import::ImportSettings::default(),
+            storage_quota_default: DEFAULT_STORAGE_QUOTA,
+            storage_quota_max: DEFAULT_STORAGE_QUOTA,
         }
     }
 }

@@ -25,6 +25,22 @@ pub struct OrgView {
     pub rate_limit_per_minute: Option<i64>,
     /// RFC 3339.
     pub created_at: String,
+    /// Storage in use and the quota (also at `GET /orgs/{org}/usage`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageView>,
+}
+
+/// An organisation's storage: what is used and what it may use.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StorageView {
+    /// Bytes stored in the organisation's files (every version in force, every workspace).
+    pub used_bytes: i64,
+    /// The quota in force, in bytes.
+    pub quota_bytes: i64,
+    /// What is left before writes are refused (0 when over the quota).
+    pub available_bytes: i64,
+    /// `org` when the organisation set its own quota, `default` for the server's.
+    pub quota_source: &'static str,
 }
 
 impl From<&Org> for OrgView {
@@ -36,6 +52,7 @@ impl From<&Org> for OrgView {
             allow_tenant_permits: o.allow_tenant_permits,
             rate_limit_per_minute: o.rate_limit_per_minute,
             created_at: rfc3339(o.created_at),
+            storage: None,
         }
     }
 }
@@ -51,6 +68,20 @@ pub struct OrgSettings {
     pub allow_tenant_permits: Option<bool>,
     /// Requests per minute per token of this organisation (tokens may override it).
     pub rate_limit_per_minute: Option<i64>,
+    /// The organisation's storage quota in bytes, up to the server's ceiling
+    /// (`--storage-quota-max-bytes`); `null` returns to the server's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub storage_quota_bytes: Option<Option<i64>>,
+}
+
+/// Tells a field that is present (even as `null`) from one that is absent.
+fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A user to create in an organisation.
@@ -182,7 +213,33 @@ impl Warrant {
         let org = store::orgs::get(self.store.pool(), &id)
             .await?
             .ok_or(Error::NotFound("organisation"))?;
-        Ok(OrgView::from(&org))
+        let mut view = OrgView::from(&org);
+        view.storage = Some(self.storage_view(&id).await?);
+        Ok(view)
+    }
+
+    /// An organisation's storage use and quota (any member may see it).
+    pub async fn org_usage(&self, caller: &Caller, id: &str) -> Result<StorageView> {
+        let id = OrgId(id.to_string());
+        self.org_access(caller, &id, Action::ReadOrg).await?;
+        self.storage_view(&id).await
+    }
+
+    async fn storage_view(&self, org: &OrgId) -> Result<StorageView> {
+        let usage = store::quotas::usage(self.store.pool(), org)
+            .await?
+            .ok_or(Error::NotFound("organisation"))?;
+        let quota = usage.quota.unwrap_or(self.settings.storage_quota_default);
+        Ok(StorageView {
+            used_bytes: usage.used,
+            quota_bytes: quota,
+            available_bytes: quota.saturating_sub(usage.used).max(0),
+            quota_source: if usage.quota.is_some() {
+                "org"
+            } else {
+                "default"
+            },
+        })
     }
 
     /// Changes an organisation's settings.
@@ -207,18 +264,38 @@ impl Warrant {
         if req.rate_limit_per_minute.is_some() {
             org.rate_limit_per_minute = super::tokens::check_rate(req.rate_limit_per_minute)?;
         }
+        let max = self.settings.storage_quota_max;
+        if let Some(Some(q)) = req.storage_quota_bytes
+            && !(0..=max).contains(&q)
+        {
+            return Err(Error::Unprocessable(format!(
+                "storage_quota_bytes must be between 0 and {max} (the server's ceiling, set by \
+                 its operator with --storage-quota-max-bytes)"
+            )));
+        }
         store::orgs::update_settings(self.store.pool(), &org).await?;
+        if let Some(quota) = req.storage_quota_bytes {
+            store::quotas::set_quota(self.store.pool(), &id, quota).await?;
+        }
         self.audit(
             caller,
             "org.update",
             id.as_str(),
             Some(format!(
-                "max_token_days={} allow_tenant_permits={}",
-                org.max_token_days, org.allow_tenant_permits
+                "max_token_days={} allow_tenant_permits={}{}",
+                org.max_token_days,
+                org.allow_tenant_permits,
+                match req.storage_quota_bytes {
+                    Some(Some(q)) => format!(" storage_quota_bytes={q}"),
+                    Some(None) => " storage_quota_bytes=default".to_string(),
+                    None => String::new(),
+                }
             )),
         )
         .await;
-        Ok(OrgView::from(&org))
+        let mut view = OrgView::from(&org);
+        view.storage = Some(self.storage_view(&id).await?);
+        Ok(view)
     }
 
     /// Creates a user in an organisation the caller administers.

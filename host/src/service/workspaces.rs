@@ -131,7 +131,12 @@ impl Warrant {
             .await?
             .workspace;
         let blobs = store::files::blob_ids(self.store.pool(), &w.id).await?;
-        store::workspaces::delete(self.store.pool(), &w.id).await?;
+        // Its files leave the organisation's storage count in the same transaction.
+        let mut tx = self.store.pool().begin().await?;
+        store::quotas::lock(&mut *tx, &w.org_id).await?;
+        store::quotas::release_workspace(&mut *tx, &w.org_id, &w.id).await?;
+        store::workspaces::delete(&mut *tx, &w.id).await?;
+        tx.commit().await?;
         for blob in blobs {
             self.blobs.remove(&blob).await;
         }

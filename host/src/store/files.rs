@@ -124,23 +124,23 @@ pub async fn replace_if_current<'c>(
     Ok(done.rows_affected() == 1)
 }
 
-/// Deletes a file (only the version with `etag`, when given); returns its blob id.
+/// Deletes a file (only the version with `etag`, when given); returns its blob id and size.
 pub async fn delete<'c>(
     db: impl AnyExecutor<'c>,
     ws: &WorkspaceId,
     path: &str,
     etag: Option<&str>,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<(String, i64)>, sqlx::Error> {
     sqlx::query(
         "DELETE FROM files WHERE workspace_id = $1 AND path = $2 AND etag = COALESCE($3, etag) \
-         RETURNING blob_id",
+         RETURNING blob_id, size",
     )
     .bind(ws.as_str())
     .bind(path)
     .bind(etag)
     .fetch_optional(db)
     .await?
-    .map(|r| r.try_get("blob_id"))
+    .map(|r| Ok((r.try_get("blob_id")?, r.try_get("size")?)))
     .transpose()
 }
 

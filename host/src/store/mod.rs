@@ -10,6 +10,7 @@ pub mod locks;
 pub mod orgs;
 pub mod policies;
 pub mod principals;
+pub mod quotas;
 pub mod tokens;
 pub mod workspaces;
 
