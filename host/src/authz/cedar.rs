@@ -158,6 +158,7 @@ pub fn parse_policies(
     })?;
     let mut named = PolicySet::new();
     let mut diags = Vec::new();
+    let mut claimed: Vec<usize> = Vec::new();
     if parsed.templates().next().is_some() {
         diags.push(Diagnostic {
             policy_id: None,
@@ -172,7 +173,18 @@ pub fn parse_policies(
             .annotation("id")
             .map(PolicyId::new)
             .unwrap_or_else(|| policy.id().clone());
-        let at = || locate(src, src.find(&format!("@id(\"{id}\")")));
+        // Cedar keeps each policy's own text: find it in the source (skipping texts already
+        // claimed, so identical duplicates are told apart), so even a policy without an
+        // `@id` or with an odd spelling of one is located where the author wrote it.
+        let text = policy.to_string();
+        let offset = src
+            .match_indices(text.as_str())
+            .map(|(i, _)| i)
+            .find(|i| !claimed.contains(i));
+        if let Some(i) = offset {
+            claimed.push(i);
+        }
+        let at = || locate(src, offset);
         let mut refuse = |message: String| {
             let (line, column, snippet) = at();
             diags.push(Diagnostic {
@@ -378,11 +390,25 @@ impl CedarEngine {
             .errors()
             .map(|e| e.to_string())
             .collect();
-        let policy_ids = response
-            .diagnostics()
-            .reason()
-            .map(|id| id.to_string())
-            .collect();
+        // A request refused because a policy failed to evaluate is determined by that policy,
+        // not by the permits that were satisfied.
+        let policy_ids = if errors.is_empty() {
+            response
+                .diagnostics()
+                .reason()
+                .map(|id| id.to_string())
+                .collect()
+        } else {
+            response
+                .diagnostics()
+                .errors()
+                .map(
+                    |cedar_policy::AuthorizationError::PolicyEvaluationError(e)| {
+                        e.policy_id().to_string()
+                    },
+                )
+                .collect()
+        };
         CedarOutcome {
             allowed: response.decision() == CedarDecision::Allow && errors.is_empty(),
             policy_ids,

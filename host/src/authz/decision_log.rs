@@ -131,7 +131,11 @@ async fn write_batch(store: &Store, batch: &[DecisionRecord]) -> Result<(), sqlx
 }
 
 async fn retention_loop(store: Store, retention_days: i64) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    // First a minute after start (short-lived admin commands never purge), then hourly.
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(60),
+        Duration::from_secs(3600),
+    );
     loop {
         tick.tick().await;
         let cutoff = crate::store::now_ms() - retention_days.max(1) * 86_400_000;

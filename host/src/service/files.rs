@@ -138,6 +138,7 @@ impl Warrant {
 
     /// Checks a write's path and tags and asks the pipeline for each of `actions` on the
     /// path (a plain write asks for `files:write`; an import also for `files:import`).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn authorize_write(
         &self,
         caller: &Caller,
