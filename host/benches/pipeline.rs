@@ -82,6 +82,7 @@ impl Scenario {
         let rbac = WorkspacePolicies {
             enforced: authz.cedar().base_compiled(),
             shadow: None,
+            plugins: Arc::new([]),
         };
         let tenant50 = WorkspacePolicies {
             enforced: Arc::new(
@@ -91,6 +92,7 @@ impl Scenario {
                     .unwrap(),
             ),
             shadow: None,
+            plugins: Arc::new([]),
         };
         Scenario {
             authz,
@@ -102,6 +104,7 @@ impl Scenario {
             facts: ResourceFacts {
                 size: None,
                 tags: vec!["draft".into()],
+                content_type: None,
             },
         }
     }

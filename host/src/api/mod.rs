@@ -9,6 +9,7 @@ mod imports;
 mod locks;
 mod me;
 mod orgs;
+mod plugins;
 mod policies;
 mod problem;
 mod system;
@@ -112,6 +113,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(policies::discard_shadow))
         .routes(routes!(policies::what_if))
         .routes(routes!(policies::decisions))
+        .routes(routes!(plugins::upload_plugin, plugins::list_plugins))
+        .routes(routes!(plugins::get_plugin, plugins::delete_plugin))
+        .routes(routes!(plugins::workspace_plugins))
+        .routes(routes!(plugins::attach_plugin, plugins::detach_plugin))
 }
 
 /// The OpenAPI document and the router, built together.

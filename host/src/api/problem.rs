@@ -86,6 +86,16 @@ impl IntoResponse for ApiError {
                         body["errors"] = json!(decision.errors);
                     }
                 }
+                if decision.layer == Some(Layer::Plugin)
+                    && let Some(v) = decision.plugins.iter().find(|v| v.refuses())
+                {
+                    body["plugin"] = json!({
+                        "id": v.plugin_id,
+                        "name": v.name,
+                        "version": v.version,
+                        "reason": v.reason,
+                    });
+                }
                 if let Some(scope) = decision.required_scope {
                     body["required_scope"] = json!(scope);
                     challenge = Some(format!(

@@ -49,6 +49,10 @@ pub enum Action {
     LockFile,
     /// Release a lock someone else holds.
     BreakLock,
+    /// Upload, list or remove an organisation's Wasm policy plugins.
+    ManagePlugins,
+    /// Attach, re-configure, detach or list the plugins of a workspace.
+    AttachPlugins,
 }
 
 impl Action {
@@ -77,6 +81,8 @@ impl Action {
             Action::ManagePolicies => "policies:manage",
             Action::LockFile => "locks:write",
             Action::BreakLock => "locks:break",
+            Action::ManagePlugins => "plugins:manage",
+            Action::AttachPlugins => "plugins:attach",
         }
     }
 
@@ -94,11 +100,12 @@ impl Action {
             Action::LockFile | Action::BreakLock => Scope::LocksWrite,
             Action::ManageAgents => Scope::AgentsAdmin,
             Action::ManageOwnTokens => Scope::TokensWrite,
+            Action::ManagePlugins | Action::AttachPlugins => Scope::PluginsAdmin,
         }
     }
 
     /// Every action, for schema checks and docs.
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 24] = [
         Action::ReadFile,
         Action::ListFiles,
         Action::WriteFile,
@@ -121,5 +128,7 @@ impl Action {
         Action::ManagePolicies,
         Action::LockFile,
         Action::BreakLock,
+        Action::ManagePlugins,
+        Action::AttachPlugins,
     ];
 }

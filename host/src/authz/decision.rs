@@ -60,6 +60,8 @@ pub struct Decision {
     pub policy_version: Option<i64>,
     /// The shadow candidate's verdict, when one is being tried.
     pub shadow: Option<ShadowOutcome>,
+    /// What each plugin that ran said, in order (enforced and shadow).
+    pub plugins: Vec<super::plugins::PluginVerdict>,
     /// Time spent deciding, in microseconds.
     pub elapsed_us: u64,
 }
@@ -76,6 +78,7 @@ impl Decision {
             required_scope: None,
             policy_version: None,
             shadow: None,
+            plugins: Vec::new(),
             elapsed_us: 0,
         }
     }

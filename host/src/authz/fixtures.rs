@@ -87,6 +87,7 @@ pub fn run(
     let policies = WorkspacePolicies {
         enforced,
         shadow: None,
+        plugins: Arc::new([]),
     };
     Ok(fixtures
         .iter()
@@ -196,6 +197,7 @@ fn evaluate(authz: &Authz, policies: &WorkspacePolicies, f: &Fixture) -> Result<
     let facts = ResourceFacts {
         size: f.size,
         tags: f.tags.clone(),
+        content_type: None,
     };
     let target = Target::Workspace {
         org: &org,

@@ -1,6 +1,6 @@
 //! THE decision pipeline. Every service operation asks it before acting:
 //! scope gate → workspace limit → Cedar (base role policies + the workspace's tenant set)
-//! → [`Decision`]. Deny wins at every step; an evaluation error is a deny (fail closed).
+//! → the workspace's Wasm plugins, in order → [`Decision`]. Deny wins at every step; an evaluation error is a deny (fail closed).
 //! A candidate tenant set in shadow mode is evaluated beside the enforced one and only logged.
 
 mod action;
@@ -9,6 +9,7 @@ pub mod cedar;
 mod decision;
 pub mod decision_log;
 pub mod fixtures;
+pub mod plugins;
 pub mod policy_cache;
 mod scope;
 
@@ -18,10 +19,11 @@ pub use decision::{Decision, Layer, ShadowOutcome};
 pub use scope::{Scope, ScopeSet};
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::identity::{OrgId, OrgRole, Role, WorkspaceId};
 use cedar::{CedarContext, CedarEngine, CedarPrincipal, CedarResource, CompiledSet};
+use plugins::{AttachedPlugin, PluginRequest, PluginRuntime};
 
 /// The policy sets in force in one workspace: the enforced one and a shadow candidate.
 #[derive(Clone)]
@@ -30,6 +32,8 @@ pub struct WorkspacePolicies {
     pub enforced: Arc<CompiledSet>,
     /// Base plus a candidate version, evaluated and logged but never enforced.
     pub shadow: Option<Arc<CompiledSet>>,
+    /// The plugins attached to the workspace, in order.
+    pub plugins: Arc<[AttachedPlugin]>,
 }
 
 /// What is known about the resource beyond its path.
@@ -39,6 +43,8 @@ pub struct ResourceFacts {
     pub size: Option<u64>,
     /// The file's tags (for a write: its current tags and the requested ones).
     pub tags: Vec<String>,
+    /// The content type of a write, when declared.
+    pub content_type: Option<String>,
 }
 
 /// Where an action applies, with the caller's role there (looked up by the service).
@@ -78,17 +84,40 @@ pub struct Explanation {
     pub context: Option<serde_json::Value>,
 }
 
+/// Where and when the plugin stage runs.
+struct PluginPlace<'a> {
+    workspace: &'a WorkspaceId,
+    path: Option<&'a str>,
+    facts: &'a ResourceFacts,
+    at: SystemTime,
+    dry_run: bool,
+}
+
 /// The pipeline, shared by every transport.
 pub struct Authz {
     cedar: CedarEngine,
+    plugins: Option<Arc<PluginRuntime>>,
 }
 
 impl Authz {
-    /// Builds the pipeline with the built-in schema and role policies.
+    /// Builds the pipeline with the built-in schema and role policies, without a plugin
+    /// runtime (a workspace with plugins attached is then refused: fail closed).
     pub fn new() -> Result<Self, cedar::CedarTextError> {
         Ok(Authz {
             cedar: CedarEngine::builtin()?,
+            plugins: None,
         })
+    }
+
+    /// The same pipeline, running attached plugins on `runtime`.
+    pub fn with_plugins(mut self, runtime: Arc<PluginRuntime>) -> Self {
+        self.plugins = Some(runtime);
+        self
+    }
+
+    /// The plugin runtime, if there is one.
+    pub fn plugin_runtime(&self) -> Option<&Arc<PluginRuntime>> {
+        self.plugins.as_ref()
     }
 
     /// The Cedar engine (schema and base policies).
@@ -98,10 +127,12 @@ impl Authz {
 
     /// Decides whether `caller` may perform `action` on `target`.
     pub fn decide(&self, caller: &Caller, action: Action, target: Target<'_>) -> Decision {
-        self.run(caller, action, target, SystemTime::now()).decision
+        self.run(caller, action, target, SystemTime::now(), false)
+            .decision
     }
 
-    /// Runs the same pipeline as [`Authz::decide`] and also returns the context used.
+    /// Runs the same pipeline as [`Authz::decide`] for a hypothetical request and also
+    /// returns the context used. Nothing is spent: plugin counters are only read.
     pub fn explain(
         &self,
         caller: &Caller,
@@ -109,7 +140,7 @@ impl Authz {
         target: Target<'_>,
         at: SystemTime,
     ) -> Explanation {
-        self.run(caller, action, target, at)
+        self.run(caller, action, target, at, true)
     }
 
     fn run(
@@ -118,9 +149,10 @@ impl Authz {
         action: Action,
         target: Target<'_>,
         at: SystemTime,
+        dry_run: bool,
     ) -> Explanation {
         let started = Instant::now();
-        let mut explanation = self.stages(caller, action, target, at);
+        let mut explanation = self.stages(caller, action, target, at, dry_run);
         explanation.decision.elapsed_us =
             u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         explanation
@@ -132,6 +164,7 @@ impl Authz {
         action: Action,
         target: Target<'_>,
         at: SystemTime,
+        dry_run: bool,
     ) -> Explanation {
         let needed = action.required_scope();
         if !caller.grant.scopes.allows(needed) {
@@ -147,6 +180,7 @@ impl Authz {
         }
         let empty = ResourceFacts::default();
         let base = self.cedar.base_compiled();
+        let mut place = None;
         let (resource, role, policies, facts) = match target {
             Target::Org { org, role } => (
                 CedarResource::Org { org: org.as_str() },
@@ -172,6 +206,7 @@ impl Authz {
                         context: None,
                     };
                 }
+                place = Some((workspace, path));
                 (
                     CedarResource::Workspace {
                         org: org.as_str(),
@@ -247,10 +282,91 @@ impl Authz {
                 errors: s.errors,
             });
         }
+        // Plugins never judge the management of plugins: a broken or hostile plugin must not
+        // be able to lock the workspace's admins out of detaching it.
+        if decision.allowed
+            && action != Action::AttachPlugins
+            && let (Some(p), Some((workspace, path))) = (policies, place)
+        {
+            let place = PluginPlace {
+                workspace,
+                path,
+                facts,
+                at,
+                dry_run,
+            };
+            self.run_plugins(&mut decision, caller, action, place, &p.plugins);
+        }
         Explanation {
             decision,
             context: Some(query.context_json),
         }
+    }
+
+    /// The last stage: the workspace's plugins, after every other stage allowed.
+    fn run_plugins(
+        &self,
+        decision: &mut Decision,
+        caller: &Caller,
+        action: Action,
+        place: PluginPlace<'_>,
+        attached: &[AttachedPlugin],
+    ) {
+        let PluginPlace {
+            workspace,
+            path,
+            facts,
+            at,
+            dry_run,
+        } = place;
+        if attached.is_empty() {
+            return;
+        }
+        let Some(runtime) = &self.plugins else {
+            *decision = Decision::deny(
+                Layer::Plugin,
+                "plugins are attached to this workspace but this process cannot run them, so the request is refused".into(),
+            );
+            return;
+        };
+        let time_ms = at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let p = &caller.principal;
+        let request = PluginRequest {
+            principal: (p.id.as_str(), p.kind.as_str(), &p.name, &p.groups),
+            credential: (
+                caller.grant.kind.as_str(),
+                &caller.grant.credential_id,
+                caller
+                    .grant
+                    .scopes
+                    .names()
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            action: action.cedar_id(),
+            workspace: workspace.as_str(),
+            path: path.unwrap_or(""),
+            size: facts.size,
+            content_type: facts.content_type.as_deref(),
+            transport: caller.transport.as_str(),
+            client_address: caller.client_addr.map(|a| a.to_string()),
+            time_ms,
+            dry_run,
+        };
+        let verdicts = runtime.run_all(attached, &request);
+        if let Some(refusal) = verdicts.iter().find(|v| v.refuses()) {
+            decision.allowed = false;
+            decision.layer = Some(Layer::Plugin);
+            decision.reasons = vec![format!(
+                "plugin `{}`: {}",
+                refusal.name,
+                refusal.reason.as_deref().unwrap_or("denied")
+            )];
+        }
+        decision.plugins = verdicts;
     }
 }
 
@@ -301,6 +417,7 @@ mod tests {
                 policies: WorkspacePolicies {
                     enforced,
                     shadow: None,
+                    plugins: Arc::new([]),
                 },
                 facts: ResourceFacts::default(),
             }

@@ -1,5 +1,6 @@
 //! The command line: `serve`, `bootstrap`, and operator helpers.
 
+mod plugin;
 mod policy;
 mod serve;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Validate, test and push Cedar policy sets.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Push Wasm policy plugins and attach them to workspaces.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
     /// Ask a running server what it would decide (what-if).
     #[command(subcommand)]
     Authz(policy::AuthzCommand),
@@ -118,6 +122,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(config) => serve::serve(config).await,
         Command::Policy(cmd) => policy::run_policy(cmd).await,
+        Command::Plugin(cmd) => plugin::run_plugin(cmd).await,
         Command::Authz(cmd) => policy::run_authz(cmd).await,
         Command::Bootstrap {
             database,

@@ -19,6 +19,13 @@ pub struct ServerArgs {
     pub token: String,
 }
 
+impl ServerArgs {
+    /// The URL of an `/api/v1` route.
+    pub fn url(&self, route: &str) -> String {
+        format!("{}/api/v1{route}", self.server.trim_end_matches('/'))
+    }
+}
+
 /// `warrant policy …`
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -161,11 +168,10 @@ pub async fn run_policy(cmd: PolicyCommand) -> anyhow::Result<()> {
         } => {
             let src = std::fs::read_to_string(&file)
                 .with_context(|| format!("could not read {}", file.display()))?;
-            let url = format!(
-                "{}/api/v1/workspaces/{workspace}/policies?mode={}",
-                server.server.trim_end_matches('/'),
+            let url = server.url(&format!(
+                "/workspaces/{workspace}/policies?mode={}",
                 if shadow { "shadow" } else { "enforce" }
-            );
+            ));
             let response = reqwest::Client::new()
                 .put(url)
                 .bearer_auth(&server.token)
@@ -194,10 +200,7 @@ pub async fn run_authz(cmd: AuthzCommand) -> anyhow::Result<()> {
                 Some(c) => serde_json::from_str(&c).context("--context is not JSON")?,
                 None => serde_json::json!({}),
             };
-            let url = format!(
-                "{}/api/v1/workspaces/{workspace}/authorize",
-                server.server.trim_end_matches('/')
-            );
+            let url = server.url(&format!("/workspaces/{workspace}/authorize"));
             let response = reqwest::Client::new()
                 .post(url)
                 .bearer_auth(&server.token)
@@ -212,7 +215,8 @@ pub async fn run_authz(cmd: AuthzCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn print_response(response: reqwest::Response) -> anyhow::Result<()> {
+/// Prints a server's answer (pretty JSON when it is JSON); an error status fails.
+pub async fn print_response(response: reqwest::Response) -> anyhow::Result<()> {
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
     let pretty = serde_json::from_str::<serde_json::Value>(&body)

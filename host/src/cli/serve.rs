@@ -53,6 +53,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .storage_quota_max_bytes
             .unwrap_or(config.storage_quota_bytes)
             .max(config.storage_quota_bytes),
+        plugins: crate::authz::plugins::PluginSettings {
+            memory_bytes: usize::try_from(config.plugin_memory_mib << 20).unwrap_or(usize::MAX),
+            deadline: std::time::Duration::from_millis(config.plugin_deadline_ms),
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let warrant = Warrant::open(&config.database.database_url, &config.data_dir, settings)

@@ -67,6 +67,12 @@ pub struct ServeConfig {
     /// so owners may lower their quota but not raise it).
     #[arg(long, env = "WARRANT_STORAGE_QUOTA_MAX_BYTES", value_parser = clap::value_parser!(i64).range(0..))]
     pub storage_quota_max_bytes: Option<i64>,
+    /// The linear memory cap of one plugin evaluation, in MiB.
+    #[arg(long, env = "WARRANT_PLUGIN_MEMORY_MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub plugin_memory_mib: u64,
+    /// How long one plugin evaluation may run, in milliseconds, before it is stopped (deny).
+    #[arg(long, env = "WARRANT_PLUGIN_DEADLINE_MS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub plugin_deadline_ms: u64,
     /// Do not create an owner on an empty database.
     #[arg(long, env = "WARRANT_NO_BOOTSTRAP")]
     pub no_bootstrap: bool,

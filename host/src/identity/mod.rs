@@ -103,6 +103,9 @@ pub struct Workspace {
     pub policy_version: Option<i64>,
     /// A candidate policy version evaluated in shadow mode, if any.
     pub shadow_version: Option<i64>,
+    /// Bumped whenever the plugins the workspace runs change.
+    #[serde(skip)]
+    pub plugins_version: i64,
 }
 
 /// A principal's role in one workspace.

@@ -112,6 +112,7 @@ impl Warrant {
                 path,
                 req.tags,
                 req.declared_len,
+                req.content_type.as_deref(),
                 &[Action::WriteFile],
                 req.lock_token.as_deref(),
             )
@@ -146,6 +147,7 @@ impl Warrant {
         path: &str,
         tags: Option<Vec<String>>,
         declared_len: Option<u64>,
+        content_type: Option<&str>,
         actions: &[Action],
         lock_token: Option<&str>,
     ) -> Result<AllowedWrite> {
@@ -162,6 +164,7 @@ impl Warrant {
         let facts = ResourceFacts {
             size: declared_len,
             tags,
+            content_type: content_type.map(str::to_string),
         };
         let mut org = None;
         for action in actions {
@@ -367,8 +370,8 @@ impl Warrant {
     /// The facts policies see about an existing file.
     async fn facts_of(&self, ws: &WorkspaceId, path: &str) -> Result<ResourceFacts> {
         Ok(ResourceFacts {
-            size: None,
             tags: self.current_tags(ws, path).await?,
+            ..ResourceFacts::default()
         })
     }
 

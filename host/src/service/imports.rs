@@ -43,6 +43,7 @@ impl Warrant {
                 path,
                 None,
                 None,
+                None,
                 &[Action::ImportUrl, Action::WriteFile],
                 None,
             )

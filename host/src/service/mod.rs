@@ -8,6 +8,7 @@ mod files;
 mod imports;
 pub mod locks;
 pub mod orgs;
+pub mod plugins;
 pub mod policies;
 mod tokens;
 pub mod workspaces;
@@ -52,6 +53,8 @@ pub struct Settings {
     pub storage_quota_default: i64,
     /// The largest quota an organisation's owner may set, in bytes.
     pub storage_quota_max: i64,
+    /// Plugin memory cap, deadline and pool size (the artefact cache goes under the data dir).
+    pub plugins: crate::authz::plugins::PluginSettings,
 }
 
 impl Default for Settings {
@@ -64,6 +67,7 @@ impl Default for Settings {
             import: crate::files::import::ImportSettings::default(),
             storage_quota_default: DEFAULT_STORAGE_QUOTA,
             storage_quota_max: DEFAULT_STORAGE_QUOTA,
+            plugins: crate::authz::plugins::PluginSettings::default(),
         }
     }
 }
@@ -73,6 +77,7 @@ pub struct Warrant {
     store: Store,
     authz: Authz,
     policies: PolicyCache,
+    plugin_lists: plugins::PluginLists,
     decision_log: DecisionLog,
     limits: Arc<RateLimits>,
     blobs: BlobStore,
@@ -94,7 +99,15 @@ impl Warrant {
     pub async fn open(database_url: &str, data_dir: &Path, settings: Settings) -> Result<Self> {
         let store = Store::open(database_url).await?;
         let blobs = BlobStore::new(data_dir);
-        let authz = Authz::new().map_err(|e| Error::Internal(format!("built-in policies: {e}")))?;
+        let mut plugin_settings = settings.plugins.clone();
+        if plugin_settings.cache_dir.is_none() {
+            plugin_settings.cache_dir = Some(data_dir.join("plugin-cache"));
+        }
+        let runtime = crate::authz::plugins::PluginRuntime::new(plugin_settings)
+            .map_err(|e| Error::Internal(format!("plugin runtime: {e:#}")))?;
+        let authz = Authz::new()
+            .map_err(|e| Error::Internal(format!("built-in policies: {e}")))?
+            .with_plugins(Arc::new(runtime));
         let decision_log = DecisionLog::start(
             store.clone(),
             settings.decision_queue,
@@ -105,6 +118,7 @@ impl Warrant {
             store,
             authz,
             policies: PolicyCache::default(),
+            plugin_lists: plugins::PluginLists::default(),
             decision_log,
             limits,
             blobs,
@@ -184,7 +198,12 @@ impl Warrant {
             None => None,
             Some(v) => Some(self.compiled(&ws.id, Slot::Shadow, v).await?),
         };
-        Ok(WorkspacePolicies { enforced, shadow })
+        let plugins = self.attached_plugins(ws).await?;
+        Ok(WorkspacePolicies {
+            enforced,
+            shadow,
+            plugins,
+        })
     }
 
     async fn compiled(
@@ -245,6 +264,13 @@ impl Warrant {
             },
         )?;
         Ok(Access { workspace, role })
+    }
+
+    /// [`Warrant::workspace_access`] for an action on the workspace as a whole.
+    async fn workspace_admin(&self, caller: &Caller, ws: &str, action: Action) -> Result<Access> {
+        let ws = WorkspaceId(ws.to_string());
+        self.workspace_access(caller, &ws, action, None, &ResourceFacts::default())
+            .await
     }
 
     /// Authorizes an organisation-level action; an org the caller does not belong to is a 404.
@@ -308,6 +334,8 @@ fn record_of(caller: &Caller, action: Action, target: Target<'_>, d: &Decision) 
         shadow_version: d.shadow.as_ref().and_then(|s| s.version),
         shadow_allowed: d.shadow.as_ref().map(|s| s.allowed),
         shadow_policy_ids: d.shadow.as_ref().map(|s| s.policy_ids.clone()),
+        plugins: (!d.plugins.is_empty())
+            .then(|| serde_json::to_value(&d.plugins).unwrap_or_default()),
     }
 }
 

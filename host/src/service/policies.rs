@@ -546,6 +546,7 @@ impl Warrant {
         let facts = ResourceFacts {
             size: ctx.size,
             tags,
+            content_type: None,
         };
         let hypothetical = Caller {
             principal: principal.clone(),

@@ -64,6 +64,7 @@ impl Warrant {
             created_at: store::now(),
             policy_version: None,
             shadow_version: None,
+            plugins_version: 0,
         };
         let mut tx = self.store.pool().begin().await?;
         store::workspaces::insert(&mut *tx, &ws, &caller.principal.id)

@@ -42,11 +42,14 @@ pub struct DecisionRecord {
     pub shadow_allowed: Option<bool>,
     /// The candidate's determining policies.
     pub shadow_policy_ids: Option<Vec<String>>,
+    /// What each plugin said (name, version, mode, verdict, reason, time), when any ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugins: Option<serde_json::Value>,
 }
 
 const COLUMNS: &str = "id, at_ms, workspace_id, principal_id, principal_kind, credential_id, action, \
     resource, transport, allowed, layer, policy_ids, reasons, elapsed_us, policy_version, \
-    shadow_version, shadow_allowed, shadow_policy_ids";
+    shadow_version, shadow_allowed, shadow_policy_ids, plugins";
 
 fn from_row(r: &AnyRow) -> Result<DecisionRecord, sqlx::Error> {
     let list = |s: String| -> Vec<String> { serde_json::from_str(&s).unwrap_or_default() };
@@ -73,6 +76,9 @@ fn from_row(r: &AnyRow) -> Result<DecisionRecord, sqlx::Error> {
         shadow_policy_ids: r
             .try_get::<Option<String>, _>("shadow_policy_ids")?
             .map(list),
+        plugins: r
+            .try_get::<Option<String>, _>("plugins")?
+            .and_then(|s| serde_json::from_str(&s).ok()),
     })
 }
 
@@ -81,7 +87,7 @@ pub async fn insert<'c>(db: impl AnyExecutor<'c>, d: &DecisionRecord) -> Result<
     let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO decision_log ({COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
     )))
     .bind(&d.id)
     .bind(d.at_ms)
@@ -101,6 +107,7 @@ pub async fn insert<'c>(db: impl AnyExecutor<'c>, d: &DecisionRecord) -> Result<
     .bind(d.shadow_version)
     .bind(d.shadow_allowed.map(i64::from))
     .bind(d.shadow_policy_ids.as_ref().map(json))
+    .bind(d.plugins.as_ref().map(|p| p.to_string()))
     .execute(db)
     .await?;
     Ok(())

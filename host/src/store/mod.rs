@@ -8,6 +8,7 @@ pub mod decisions;
 pub mod files;
 pub mod locks;
 pub mod orgs;
+pub mod plugins;
 pub mod policies;
 pub mod principals;
 pub mod quotas;

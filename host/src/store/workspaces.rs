@@ -13,6 +13,7 @@ fn from_row(r: &AnyRow) -> Result<Workspace, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         policy_version: r.try_get("policy_version")?,
         shadow_version: r.try_get("shadow_version")?,
+        plugins_version: r.try_get("plugins_version")?,
     })
 }
 
@@ -47,7 +48,7 @@ pub async fn get_with_role<'c>(
     principal: &PrincipalId,
 ) -> Result<Option<(Workspace, Option<Role>)>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT w.id, w.org_id, w.name, w.created_at, w.policy_version, w.shadow_version, m.role \
+        "SELECT w.id, w.org_id, w.name, w.created_at, w.policy_version, w.shadow_version, w.plugins_version, m.role \
          FROM workspaces w LEFT JOIN workspace_members m ON m.workspace_id = w.id AND m.principal_id = $2 \
          WHERE w.id = $1",
     )
@@ -71,7 +72,7 @@ pub async fn list_for_principal<'c>(
     principal: &PrincipalId,
 ) -> Result<Vec<(Workspace, Role)>, sqlx::Error> {
     sqlx::query(
-        "SELECT w.id, w.org_id, w.name, w.created_at, w.policy_version, w.shadow_version, m.role \
+        "SELECT w.id, w.org_id, w.name, w.created_at, w.policy_version, w.shadow_version, w.plugins_version, m.role \
          FROM workspaces w JOIN workspace_members m ON m.workspace_id = w.id WHERE m.principal_id = $1 \
          ORDER BY w.created_at, w.id",
     )

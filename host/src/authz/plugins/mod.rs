@@ -1,0 +1,543 @@
+//! The Wasm plugin runtime: one wasmtime `Engine` per process, each uploaded component
+//! compiled once (off the request path) into an `InstancePre`, and a fresh, capped `Store`
+//! for every evaluation so no state leaks between requests. Plugins get no WASI capability:
+//! the few WASI interfaces Rust's standard library always imports are linked as traps, and
+//! a component that imports anything else (files, sockets, clocks, random) is refused.
+//!
+//! Everything that goes wrong inside a plugin — a trap, a panic, running past the deadline,
+//! growing past the memory cap — is a deny with a reason (fail closed), counted per plugin.
+
+mod artefact;
+mod bindings;
+pub mod counters;
+mod sandbox;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+use artefact::ArtefactCache;
+pub use artefact::COMPONENT_HEADER;
+use bindings::warrant::policy::types;
+use bindings::{PolicyPlugin, PolicyPluginPre};
+use counters::Counters;
+use sandbox::{Sandbox, cut};
+
+/// The longest deny reason kept; longer ones are cut.
+pub const MAX_REASON_BYTES: usize = 1024;
+/// The epoch ticks once a millisecond; deadlines are counted in ticks.
+const TICK: Duration = Duration::from_millis(1);
+/// Imports a plugin may have: Warrant's own, and the WASI interfaces Rust's standard library
+/// always imports (linked as traps: calling them stops the plugin).
+const ALLOWED_IMPORTS: [&str; 3] = ["warrant:policy/", "wasi:cli/", "wasi:io/"];
+
+/// Limits of the runtime.
+#[derive(Debug, Clone)]
+pub struct PluginSettings {
+    /// The linear memory cap of one evaluation.
+    pub memory_bytes: usize,
+    /// How long one evaluation may run.
+    pub deadline: Duration,
+    /// How many plugin instances may be alive at once (the pooling allocator's size).
+    pub max_instances: u32,
+    /// Where compiled artefacts are cached (None: nowhere).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        PluginSettings {
+            memory_bytes: 16 << 20,
+            deadline: Duration::from_millis(5),
+            max_instances: 128,
+            cache_dir: None,
+        }
+    }
+}
+
+/// Why a component was refused at upload.
+#[derive(Debug, thiserror::Error)]
+pub enum RefusedComponent {
+    /// Not a component at all (e.g. a core module).
+    #[error("{0}")]
+    NotAComponent(String),
+    /// It imports capabilities Warrant does not grant.
+    #[error("{0}")]
+    ForbiddenImports(String),
+    /// It does not implement the `warrant:policy/policy-plugin` world.
+    #[error("{0}")]
+    WrongWorld(String),
+}
+
+/// A compiled plugin version, ready to instantiate.
+pub struct CompiledPlugin {
+    /// SHA-256 of the component, hex.
+    pub digest: String,
+    pre: PolicyPluginPre<Sandbox>,
+}
+
+/// Per-plugin counters, for the API and `/metrics`.
+#[derive(Default, Debug)]
+pub struct PluginStats {
+    /// Evaluations run.
+    pub evaluations: AtomicU64,
+    /// Deny verdicts returned by the plugin.
+    pub denies: AtomicU64,
+    /// Evaluations that failed (trap, deadline, memory): each one a deny.
+    pub failures: AtomicU64,
+    /// Time spent evaluating, in microseconds.
+    pub total_us: AtomicU64,
+}
+
+/// Whether a plugin's deny refuses requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginMode {
+    /// A deny refuses the request.
+    Enforce,
+    /// Evaluated and logged, never enforced.
+    Shadow,
+}
+
+impl PluginMode {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginMode::Enforce => "enforce",
+            PluginMode::Shadow => "shadow",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "enforce" => Some(PluginMode::Enforce),
+            "shadow" => Some(PluginMode::Shadow),
+            _ => None,
+        }
+    }
+}
+
+/// A plugin attached to a workspace, as the pipeline runs it.
+#[derive(Clone)]
+pub struct AttachedPlugin {
+    /// The plugin's id.
+    pub plugin_id: Arc<str>,
+    /// Its name.
+    pub name: Arc<str>,
+    /// The version in force.
+    pub version: i64,
+    /// Enforce or shadow.
+    pub mode: PluginMode,
+    /// The JSON configuration for this workspace.
+    pub config: Arc<str>,
+    /// The compiled component.
+    pub compiled: Arc<CompiledPlugin>,
+    /// Its counters.
+    pub stats: Arc<PluginStats>,
+}
+
+/// What one plugin said about one request.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PluginVerdict {
+    /// The plugin's id.
+    pub plugin_id: String,
+    /// Its name.
+    pub name: String,
+    /// The version that ran.
+    pub version: i64,
+    /// `enforce` or `shadow`.
+    pub mode: PluginMode,
+    /// `allow`, `deny`, `abstain`, or `error` (a failure, treated as deny).
+    pub verdict: &'static str,
+    /// The plugin's reason for a deny, or what went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Time the evaluation took, in microseconds.
+    pub elapsed_us: u64,
+}
+
+impl PluginVerdict {
+    /// True when this verdict refuses the request (a deny or failure in enforce mode).
+    pub fn refuses(&self) -> bool {
+        self.mode == PluginMode::Enforce && matches!(self.verdict, "deny" | "error")
+    }
+}
+
+/// The request a plugin sees, built by the pipeline.
+pub struct PluginRequest<'a> {
+    /// Principal id, kind, name, groups.
+    pub principal: (&'a str, &'a str, &'a str, &'a [String]),
+    /// Credential kind, id, scopes.
+    pub credential: (&'a str, &'a str, Vec<String>),
+    /// The Cedar action id.
+    pub action: &'a str,
+    /// The workspace id.
+    pub workspace: &'a str,
+    /// The path ("" for the workspace itself).
+    pub path: &'a str,
+    /// Declared size of a write.
+    pub size: Option<u64>,
+    /// Declared content type of a write.
+    pub content_type: Option<&'a str>,
+    /// `rest`, `mcp` or `what-if`.
+    pub transport: &'a str,
+    /// The caller's address.
+    pub client_address: Option<String>,
+    /// Request time, Unix ms.
+    pub time_ms: u64,
+    /// A what-if question: counters are read, never advanced.
+    pub dry_run: bool,
+}
+
+/// The runtime: the engine, the compiled plugins, the counters.
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    settings: PluginSettings,
+    artefacts: ArtefactCache,
+    counters: Arc<Counters>,
+    compiled: RwLock<HashMap<String, Arc<CompiledPlugin>>>,
+    stats: RwLock<HashMap<String, Arc<PluginStats>>>,
+    ticker: Arc<AtomicBool>,
+}
+
+impl Drop for PluginRuntime {
+    fn drop(&mut self) {
+        self.ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl PluginRuntime {
+    /// Builds the engine (pooling allocator, epoch interruption) and starts its clock.
+    pub fn new(settings: PluginSettings) -> wasmtime::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(settings.max_instances)
+            .total_core_instances(settings.max_instances * 8)
+            .total_memories(settings.max_instances * 2)
+            .total_tables(settings.max_instances * 4)
+            .max_memory_size(settings.memory_bytes)
+            // Reset small memories with memset instead of madvise: far cheaper per request,
+            // and it keeps fresh instantiation fast when both cores are busy.
+            .linear_memory_keep_resident(2 << 20)
+            .table_keep_resident(64 << 10);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .max_wasm_stack(512 << 10)
+            // Small reservations: a plugin's memory never grows past the cap anyway.
+            .memory_reservation(settings.memory_bytes as u64)
+            .memory_guard_size(64 << 10)
+            .memory_reservation_for_growth(0);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        PolicyPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let (engine, stop) = (engine.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("warrant-plugin-clock".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(TICK);
+                        engine.increment_epoch();
+                    }
+                })?;
+        }
+        let artefacts = ArtefactCache::new(&engine, settings.cache_dir.clone());
+        Ok(PluginRuntime {
+            engine,
+            linker,
+            settings,
+            artefacts,
+            counters: Arc::new(Counters::default()),
+            compiled: RwLock::new(HashMap::new()),
+            stats: RwLock::new(HashMap::new()),
+            ticker: stop,
+        })
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &PluginSettings {
+        &self.settings
+    }
+
+    /// The compiled plugin with `digest`, if this process holds it.
+    pub fn cached(&self, digest: &str) -> Option<Arc<CompiledPlugin>> {
+        self.compiled.read().ok()?.get(digest).cloned()
+    }
+
+    /// Checks and compiles a component (blocking: call it off the async runtime). Refuses
+    /// what is not a component of the `policy-plugin` world or imports what is not granted.
+    pub fn compile(
+        &self,
+        digest: &str,
+        bytes: &[u8],
+    ) -> Result<Arc<CompiledPlugin>, RefusedComponent> {
+        if let Some(c) = self.cached(digest) {
+            return Ok(c);
+        }
+        if bytes.get(..8) != Some(&COMPONENT_HEADER[..]) {
+            let why = if bytes.get(..8)
+                == Some(&[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00][..])
+            {
+                "this is a core WebAssembly module, not a component: build the plugin for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+            } else {
+                "this is not a WebAssembly component (bad header)"
+            };
+            return Err(RefusedComponent::NotAComponent(why.into()));
+        }
+        let component = self
+            .artefacts
+            .load(&self.engine, digest, bytes)
+            .map_err(|e| {
+                RefusedComponent::NotAComponent(format!(
+                    "the component does not compile: {}",
+                    root_cause(&e)
+                ))
+            })?;
+        let forbidden: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .filter(|name| !ALLOWED_IMPORTS.iter().any(|p| name.starts_with(p)))
+            .collect();
+        if !forbidden.is_empty() {
+            return Err(RefusedComponent::ForbiddenImports(format!(
+                "the component imports capabilities Warrant never grants to plugins: {}",
+                forbidden.join(", ")
+            )));
+        }
+        let pre = self.instance_pre(&component).map_err(|e| {
+            RefusedComponent::WrongWorld(format!(
+                "the component does not implement the warrant:policy/policy-plugin world: {}",
+                root_cause(&e)
+            ))
+        })?;
+        let compiled = Arc::new(CompiledPlugin {
+            digest: digest.to_string(),
+            pre,
+        });
+        if let Ok(mut map) = self.compiled.write() {
+            map.insert(digest.to_string(), compiled.clone());
+        }
+        Ok(compiled)
+    }
+
+    fn instance_pre(&self, component: &Component) -> wasmtime::Result<PolicyPluginPre<Sandbox>> {
+        let mut linker = self.linker.clone();
+        // What is left unresolved is one of the allowed WASI interfaces: calling it traps.
+        linker.define_unknown_imports_as_traps(component)?;
+        PolicyPluginPre::new(linker.instantiate_pre(component)?)
+    }
+
+    /// The counters of a plugin (created on first use).
+    pub fn stats_of(&self, plugin_id: &str) -> Arc<PluginStats> {
+        if let Some(s) = self
+            .stats
+            .read()
+            .ok()
+            .and_then(|m| m.get(plugin_id).cloned())
+        {
+            return s;
+        }
+        match self.stats.write() {
+            Ok(mut m) => m.entry(plugin_id.to_string()).or_default().clone(),
+            Err(_) => Arc::new(PluginStats::default()),
+        }
+    }
+
+    fn store(&self, plugin_id: &Arc<str>, name: &Arc<str>) -> Store<Sandbox> {
+        let sandbox = Sandbox::new(
+            self.settings.memory_bytes,
+            plugin_id.clone(),
+            name.clone(),
+            self.counters.clone(),
+        );
+        let mut store = Store::new(&self.engine, sandbox);
+        store.limiter(|s| &mut s.limits);
+        let ticks = u64::try_from(self.settings.deadline.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        // One tick more: the clock may tick right after the deadline is set.
+        store.set_epoch_deadline(ticks.saturating_add(1));
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Runs a plugin's `configure` on `config` (blocking: call it off the async runtime).
+    pub fn configure(
+        &self,
+        plugin_id: &Arc<str>,
+        name: &Arc<str>,
+        compiled: &CompiledPlugin,
+        config: &str,
+    ) -> Result<(), String> {
+        let mut store = self.store(plugin_id, name);
+        let outcome = compiled
+            .pre
+            .instantiate(&mut store)
+            .and_then(|p| p.call_configure(&mut store, config));
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(cut(&why, MAX_REASON_BYTES)),
+            Err(e) => Err(format!(
+                "the plugin failed while checking its configuration: {}",
+                self.failure(&e)
+            )),
+        }
+    }
+
+    /// Evaluates one attached plugin on one request.
+    pub fn evaluate(
+        &self,
+        plugin: &AttachedPlugin,
+        request: &types::Request,
+        dry_run: bool,
+    ) -> PluginVerdict {
+        let started = Instant::now();
+        let mut store = self.store(&plugin.plugin_id, &plugin.name);
+        {
+            let data = store.data_mut();
+            data.workspace = request.resource.workspace.clone();
+            data.now_ms = request.time_ms;
+            data.dry_run = dry_run;
+        }
+        let outcome = plugin
+            .compiled
+            .pre
+            .instantiate(&mut store)
+            .and_then(|p| p.call_evaluate(&mut store, request));
+        let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let (verdict, reason) = match outcome {
+            Ok(types::Verdict::Allow) => ("allow", None),
+            Ok(types::Verdict::Abstain) => ("abstain", None),
+            Ok(types::Verdict::Deny(why)) => {
+                plugin.stats.denies.fetch_add(1, Ordering::Relaxed);
+                let why = if why.trim().is_empty() {
+                    "(no reason given)".to_string()
+                } else {
+                    cut(&why, MAX_REASON_BYTES)
+                };
+                ("deny", Some(why))
+            }
+            Err(e) => {
+                plugin.stats.failures.fetch_add(1, Ordering::Relaxed);
+                let why = self.failure(&e);
+                tracing::warn!(plugin = %plugin.name, workspace = %request.resource.workspace, reason = %why, "plugin failed; the request is refused");
+                (
+                    "error",
+                    Some(format!(
+                        "the plugin failed, so the request is refused: {why}"
+                    )),
+                )
+            }
+        };
+        plugin.stats.evaluations.fetch_add(1, Ordering::Relaxed);
+        plugin
+            .stats
+            .total_us
+            .fetch_add(elapsed_us, Ordering::Relaxed);
+        PluginVerdict {
+            plugin_id: plugin.plugin_id.to_string(),
+            name: plugin.name.to_string(),
+            version: plugin.version,
+            mode: plugin.mode,
+            verdict,
+            reason,
+            elapsed_us,
+        }
+    }
+
+    /// A short explanation of a failed call.
+    fn failure(&self, e: &wasmtime::Error) -> String {
+        if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+            return match trap {
+                wasmtime::Trap::Interrupt => format!(
+                    "it ran past its deadline of {} ms",
+                    self.settings.deadline.as_millis()
+                ),
+                wasmtime::Trap::StackOverflow => {
+                    "it overflowed its stack (runaway recursion?)".into()
+                }
+                wasmtime::Trap::UnreachableCodeReached => {
+                    "it trapped (a panic or `unreachable`)".into()
+                }
+                other => format!("it trapped: {other}"),
+            };
+        }
+        let text = format!("{e:#}");
+        if let Some(rest) = text.split("unknown import: `").nth(1) {
+            let import = rest.split('`').next().unwrap_or("?");
+            return format!(
+                "it trapped calling `{import}`, a WASI function plugins do not get (a Rust panic does this)"
+            );
+        }
+        if text.contains("forcing trap when growing memory") {
+            return format!(
+                "it tried to use more than its memory cap of {} MiB",
+                self.settings.memory_bytes >> 20
+            );
+        }
+        if text.contains("instance count too high") || text.contains("maximum concurrent") {
+            return "too many plugin instances are running at once".into();
+        }
+        cut(&root_cause(e), MAX_REASON_BYTES)
+    }
+
+    /// Runs every plugin attached to a workspace, in order, until an enforced one refuses.
+    pub fn run_all(
+        &self,
+        plugins: &[AttachedPlugin],
+        req: &PluginRequest<'_>,
+    ) -> Vec<PluginVerdict> {
+        let mut request = types::Request {
+            principal: types::Principal {
+                id: req.principal.0.to_string(),
+                kind: req.principal.1.to_string(),
+                name: req.principal.2.to_string(),
+                groups: req.principal.3.to_vec(),
+            },
+            credential: types::Credential {
+                kind: req.credential.0.to_string(),
+                id: req.credential.1.to_string(),
+                scopes: req.credential.2.clone(),
+            },
+            action: req.action.to_string(),
+            resource: types::Resource {
+                workspace: req.workspace.to_string(),
+                path: req.path.to_string(),
+                size: req.size,
+                content_type: req.content_type.map(str::to_string),
+            },
+            transport: req.transport.to_string(),
+            client_address: req.client_address.clone(),
+            time_ms: req.time_ms,
+            config: String::new(),
+        };
+        let dry_run = req.dry_run;
+        let mut verdicts = Vec::with_capacity(plugins.len());
+        for plugin in plugins {
+            request.config = plugin.config.to_string();
+            let v = self.evaluate(plugin, &request, dry_run);
+            let refuses = v.refuses();
+            verdicts.push(v);
+            if refuses {
+                break;
+            }
+        }
+        verdicts
+    }
+}
+
+/// The innermost cause, without wasm backtraces.
+fn root_cause(e: &wasmtime::Error) -> String {
+    e.root_cause().to_string()
+}
