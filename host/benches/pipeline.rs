@@ -12,6 +12,9 @@ use std::time::{Instant, SystemTime};
 
 use criterion::{Criterion, criterion_group};
 use warrant::authz::cedar::{CedarContext, CedarPrincipal, CedarResource};
+use warrant::authz::plugins::{
+    AttachedPlugin, PluginMode, PluginRequest, PluginRuntime, PluginSettings,
+};
 use warrant::authz::{
     Action, Authz, Caller, CredentialKind, Grant, ResourceFacts, ScopeSet, Target, Transport,
     WorkspacePolicies,
@@ -66,6 +69,38 @@ fn caller() -> Caller {
     }
 }
 
+/// A built example plugin (`./scripts/test` or `scripts/serve` builds them).
+fn component(crate_name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/target/wasm32-wasip2/release")
+        .join(format!("{crate_name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the plugins: cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml",
+            path.display()
+        )
+    })
+}
+
+fn attached(runtime: &PluginRuntime, crate_name: &str, config: &str) -> AttachedPlugin {
+    let bytes = component(crate_name);
+    let compiled = runtime.compile(crate_name, &bytes).unwrap();
+    AttachedPlugin {
+        plugin_id: format!("plg_{crate_name}").into(),
+        name: crate_name.into(),
+        version: 1,
+        mode: PluginMode::Enforce,
+        config: config.into(),
+        compiled,
+        stats: runtime.stats_of(crate_name),
+    }
+}
+
+const PATH_GUARD: &str =
+    r#"{"rules":[{"kinds":["agent"],"paths":["reports/**"],"access":"read-only"}]}"#;
+const CONTENT_RULES: &str = r#"{"kinds":["agent"],"deny_extensions":["exe"],"max_size":1000000}"#;
+const SCOPE_RULES: &str = r#"{"rules":[{"name":"reports:publish","paths":["reports/**"],"actions":["files:write"],"any_scope":["shares:write"]}]}"#;
+
 struct Scenario {
     authz: Authz,
     caller: Caller,
@@ -73,12 +108,21 @@ struct Scenario {
     ws: WorkspaceId,
     rbac: WorkspacePolicies,
     tenant50: WorkspacePolicies,
+    tenant50_1plugin: WorkspacePolicies,
+    tenant50_3plugins: WorkspacePolicies,
     facts: ResourceFacts,
 }
 
 impl Scenario {
     fn new() -> Self {
-        let authz = Authz::new().unwrap();
+        let runtime = Arc::new(PluginRuntime::new(PluginSettings::default()).unwrap());
+        let guard = attached(&runtime, "path_guard", PATH_GUARD);
+        let three: Arc<[AttachedPlugin]> = Arc::new([
+            guard.clone(),
+            attached(&runtime, "content_rules", CONTENT_RULES),
+            attached(&runtime, "scope_rules", SCOPE_RULES),
+        ]);
+        let authz = Authz::new().unwrap().with_plugins(runtime);
         let rbac = WorkspacePolicies {
             enforced: authz.cedar().base_compiled(),
             shadow: None,
@@ -94,6 +138,14 @@ impl Scenario {
             shadow: None,
             plugins: Arc::new([]),
         };
+        let tenant50_1plugin = WorkspacePolicies {
+            plugins: Arc::new([guard]),
+            ..tenant50.clone()
+        };
+        let tenant50_3plugins = WorkspacePolicies {
+            plugins: three,
+            ..tenant50.clone()
+        };
         Scenario {
             authz,
             caller: caller(),
@@ -101,6 +153,8 @@ impl Scenario {
             ws: WorkspaceId("ws_bench".into()),
             rbac,
             tenant50,
+            tenant50_1plugin,
+            tenant50_3plugins,
             facts: ResourceFacts {
                 size: None,
                 tags: vec!["draft".into()],
@@ -127,6 +181,7 @@ impl Scenario {
 fn benches(c: &mut Criterion) {
     let s = Scenario::new();
     assert!(s.decide(&s.rbac) && s.decide(&s.tenant50));
+    assert!(s.decide(&s.tenant50_1plugin) && s.decide(&s.tenant50_3plugins));
 
     // The floor: Cedar's own is_authorized on a prebuilt request, base + 50 tenant policies.
     let ctx = CedarContext {
@@ -180,11 +235,59 @@ fn benches(c: &mut Criterion) {
             )
         })
     });
+    // The plugin floors: a bare call on a kept instance, and what the pipeline does per
+    // plugin (fresh pooled instance + call).
+    let runtime = s.authz.plugin_runtime().unwrap().clone();
+    let guard = &s.tenant50_1plugin.plugins[0];
+    let groups = vec!["staff".to_string()];
+    let request = PluginRequest {
+        principal: ("agt_bench", "agent", "bench", &groups),
+        credential: ("pat", "tok_bench", vec!["files:read".into()]),
+        action: "files:read",
+        workspace: "ws_bench",
+        path: "reports/2026/q3/summary.pdf",
+        size: None,
+        content_type: None,
+        transport: "rest",
+        client_address: Some("127.0.0.1".into()),
+        time_ms: 1_764_000_000_000,
+        dry_run: false,
+    };
+    let mut live = runtime.live_instance(guard, &request).unwrap();
+    assert!(live.call().unwrap());
+    c.bench_function("floor/plugin_call_on_live_instance", |b| {
+        b.iter(|| black_box(live.call().unwrap()))
+    });
+    c.bench_function("floor/plugin_fresh_instance_and_call", |b| {
+        b.iter(|| black_box(runtime.run_all(std::slice::from_ref(guard), &request)))
+    });
+    // Upload-to-enforced is dominated by compiling the component (storing it and the next
+    // request's reload of the workspace's plugin list are a few database round trips).
+    let bytes = component("path_guard");
+    let mut n = 0u64;
+    let mut g = c.benchmark_group("upload");
+    g.sample_size(10);
+    g.bench_function(
+        format!("compile_component_{}_kib", bytes.len() / 1024),
+        |b| {
+            b.iter(|| {
+                n += 1;
+                black_box(runtime.compile(&format!("bench-{n}"), &bytes).is_ok())
+            })
+        },
+    );
+    g.finish();
     c.bench_function("pipeline/rbac_only", |b| {
         b.iter(|| black_box(s.decide(&s.rbac)))
     });
     c.bench_function("pipeline/base_plus_50_tenant_policies", |b| {
         b.iter(|| black_box(s.decide(&s.tenant50)))
+    });
+    c.bench_function("pipeline/base_plus_50_plus_1_plugin", |b| {
+        b.iter(|| black_box(s.decide(&s.tenant50_1plugin)))
+    });
+    c.bench_function("pipeline/base_plus_50_plus_3_plugins", |b| {
+        b.iter(|| black_box(s.decide(&s.tenant50_3plugins)))
     });
 
     let token = pat::TokenSecret::generate();
@@ -206,6 +309,8 @@ fn percentiles() {
     for (name, policies) in [
         ("pipeline/rbac_only", &s.rbac),
         ("pipeline/base_plus_50_tenant_policies", &s.tenant50),
+        ("pipeline/base_plus_50_plus_1_plugin", &s.tenant50_1plugin),
+        ("pipeline/base_plus_50_plus_3_plugins", &s.tenant50_3plugins),
     ] {
         for _ in 0..20_000 {
             black_box(s.decide(policies));

@@ -498,35 +498,12 @@ impl PluginRuntime {
         plugins: &[AttachedPlugin],
         req: &PluginRequest<'_>,
     ) -> Vec<PluginVerdict> {
-        let mut request = types::Request {
-            principal: types::Principal {
-                id: req.principal.0.to_string(),
-                kind: req.principal.1.to_string(),
-                name: req.principal.2.to_string(),
-                groups: req.principal.3.to_vec(),
-            },
-            credential: types::Credential {
-                kind: req.credential.0.to_string(),
-                id: req.credential.1.to_string(),
-                scopes: req.credential.2.clone(),
-            },
-            action: req.action.to_string(),
-            resource: types::Resource {
-                workspace: req.workspace.to_string(),
-                path: req.path.to_string(),
-                size: req.size,
-                content_type: req.content_type.map(str::to_string),
-            },
-            transport: req.transport.to_string(),
-            client_address: req.client_address.clone(),
-            time_ms: req.time_ms,
-            config: String::new(),
-        };
-        let dry_run = req.dry_run;
+        let mut request = lower(req);
         let mut verdicts = Vec::with_capacity(plugins.len());
         for plugin in plugins {
-            request.config = plugin.config.to_string();
-            let v = self.evaluate(plugin, &request, dry_run);
+            request.config.clear();
+            request.config.push_str(&plugin.config);
+            let v = self.evaluate(plugin, &request, req.dry_run);
             let refuses = v.refuses();
             verdicts.push(v);
             if refuses {
@@ -534,6 +511,73 @@ impl PluginRuntime {
             }
         }
         verdicts
+    }
+
+    /// Instantiates a plugin once and keeps it, to measure the floor of a bare call. The
+    /// pipeline never does this: a kept instance would carry state from one request to the
+    /// next.
+    pub fn live_instance(
+        &self,
+        plugin: &AttachedPlugin,
+        req: &PluginRequest<'_>,
+    ) -> wasmtime::Result<LiveInstance> {
+        let mut store = self.store(&plugin.plugin_id, &plugin.name);
+        let instance = plugin.compiled.pre.instantiate(&mut store)?;
+        let mut request = lower(req);
+        request.config = plugin.config.to_string();
+        Ok(LiveInstance {
+            store,
+            instance,
+            request,
+            ticks: self.settings.deadline.as_millis().max(1) as u64 + 1,
+        })
+    }
+}
+
+/// A kept plugin instance (benchmarks only; see [`PluginRuntime::live_instance`]).
+pub struct LiveInstance {
+    store: Store<Sandbox>,
+    instance: PolicyPlugin,
+    request: types::Request,
+    ticks: u64,
+}
+
+impl LiveInstance {
+    /// Calls `evaluate` again on the same instance; true when it did not deny.
+    pub fn call(&mut self) -> wasmtime::Result<bool> {
+        self.store.set_epoch_deadline(self.ticks);
+        let v = self
+            .instance
+            .call_evaluate(&mut self.store, &self.request)?;
+        Ok(!matches!(v, types::Verdict::Deny(_)))
+    }
+}
+
+/// The WIT request of a pipeline request (the config is filled in per plugin).
+fn lower(req: &PluginRequest<'_>) -> types::Request {
+    types::Request {
+        principal: types::Principal {
+            id: req.principal.0.to_string(),
+            kind: req.principal.1.to_string(),
+            name: req.principal.2.to_string(),
+            groups: req.principal.3.to_vec(),
+        },
+        credential: types::Credential {
+            kind: req.credential.0.to_string(),
+            id: req.credential.1.to_string(),
+            scopes: req.credential.2.clone(),
+        },
+        action: req.action.to_string(),
+        resource: types::Resource {
+            workspace: req.workspace.to_string(),
+            path: req.path.to_string(),
+            size: req.size,
+            content_type: req.content_type.map(str::to_string),
+        },
+        transport: req.transport.to_string(),
+        client_address: req.client_address.clone(),
+        time_ms: req.time_ms,
+        config: String::new(),
     }
 }
 
