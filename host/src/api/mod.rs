@@ -8,6 +8,8 @@ mod files;
 mod imports;
 mod locks;
 mod me;
+mod oauth;
+mod oauth_web;
 mod orgs;
 mod policies;
 mod problem;
@@ -56,6 +58,7 @@ pub struct AppState {
         (name = "files", description = "Files in a workspace"),
         (name = "policies", description = "Tenant Cedar policies, what-if and the decision log"),
         (name = "system", description = "Health and description"),
+        (name = "oauth", description = "OAuth clients and settings (the protocol endpoints are in the authorization server metadata)"),
     )
 )]
 struct ApiDoc;
@@ -112,6 +115,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(policies::discard_shadow))
         .routes(routes!(policies::what_if))
         .routes(routes!(policies::decisions))
+        .routes(routes!(oauth::create_client, oauth::list_clients))
+        .routes(routes!(oauth::get_client, oauth::delete_client))
+        .routes(routes!(oauth::rotate_client_secret))
+        .routes(routes!(
+            oauth::get_oauth_settings,
+            oauth::put_oauth_settings
+        ))
 }
 
 /// The OpenAPI document and the router, built together.
@@ -143,6 +153,7 @@ pub fn app(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        .merge(oauth_web::routes())
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))

@@ -53,6 +53,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .storage_quota_max_bytes
             .unwrap_or(config.storage_quota_bytes)
             .max(config.storage_quota_bytes),
+        oauth_access_token_ttl: config.oauth_access_token_ttl,
         ..Settings::default()
     };
     let warrant = Warrant::open(&config.database.database_url, &config.data_dir, settings)
@@ -89,6 +90,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{bound}"))
         .trim_end_matches('/')
         .to_string();
+    warrant.set_public_url(&public_url);
     let warrant = Arc::new(warrant);
     let state = AppState {
         warrant: warrant.clone(),

@@ -67,6 +67,9 @@ pub struct ServeConfig {
     /// so owners may lower their quota but not raise it).
     #[arg(long, env = "WARRANT_STORAGE_QUOTA_MAX_BYTES", value_parser = clap::value_parser!(i64).range(0..))]
     pub storage_quota_max_bytes: Option<i64>,
+    /// The life of an OAuth access token, in seconds (1–900).
+    #[arg(long, env = "WARRANT_OAUTH_ACCESS_TOKEN_TTL", default_value_t = 900, value_parser = clap::value_parser!(i64).range(1..=900))]
+    pub oauth_access_token_ttl: i64,
     /// Do not create an owner on an empty database.
     #[arg(long, env = "WARRANT_NO_BOOTSTRAP")]
     pub no_bootstrap: bool,
