@@ -278,3 +278,15 @@ pub async fn token_post(srv: &TestServer, form: &[(&str, &str)], basic: Option<(
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
+
+/// The actions in the server's audit log, oldest first.
+pub async fn audit_actions(srv: &TestServer) -> Vec<String> {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(srv.database_url()).await.unwrap();
+    let rows = sqlx::query("SELECT action FROM audit_log ORDER BY at, id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.try_get::<String, _>("action").unwrap()).collect()
+}
