@@ -44,7 +44,10 @@ fn setup() -> Bench {
     let (warrant, auth) = rt.block_on(async {
         let warrant = Warrant::open(&url, &dir, settings).await.unwrap();
         warrant.set_public_url(ISSUER);
-        let owner = warrant.bootstrap("owner@bench.example", None, "Bench").await.unwrap();
+        let owner = warrant
+            .bootstrap("owner@bench.example", None, "Bench")
+            .await
+            .unwrap();
         let caller = warrant
             .authenticate(&owner.token, None, Transport::Rest)
             .await
@@ -80,8 +83,7 @@ fn form() -> Vec<(String, String)> {
 }
 
 fn issue(b: &Bench) -> String {
-    b.rt
-        .block_on(b.warrant.token(&b.auth, &form(), None))
+    b.rt.block_on(b.warrant.token(&b.auth, &form(), None))
         .unwrap()
         .access_token
 }
@@ -128,7 +130,10 @@ fn benches(c: &mut Criterion) {
             black_box(issue(&b));
         }
         let secs = start.elapsed().as_secs_f64();
-        println!("oauth issuance: {n} tokens in {secs:.3} s = {:.0} tokens/s (sequential)", f64::from(n) / secs);
+        println!(
+            "oauth issuance: {n} tokens in {secs:.3} s = {:.0} tokens/s (sequential)",
+            f64::from(n) / secs
+        );
 
         // Two concurrent issuers (the machine has two cores).
         let start = Instant::now();
@@ -149,7 +154,10 @@ fn benches(c: &mut Criterion) {
             futures::join!(one, two);
         });
         let secs = start.elapsed().as_secs_f64();
-        println!("oauth issuance: {n} tokens in {secs:.3} s = {:.0} tokens/s (2 concurrent)", f64::from(n) / secs);
+        println!(
+            "oauth issuance: {n} tokens in {secs:.3} s = {:.0} tokens/s (2 concurrent)",
+            f64::from(n) / secs
+        );
 
         // Cached verification, per call.
         let mut times = Vec::with_capacity(100_000);
@@ -162,7 +170,11 @@ fn benches(c: &mut Criterion) {
             times.push(t0.elapsed().as_nanos());
         }
         let (p50, p99) = percentiles(times);
-        println!("oauth verify (cached): p50 {:.2} µs, p99 {:.2} µs", p50 as f64 / 1e3, p99 as f64 / 1e3);
+        println!(
+            "oauth verify (cached): p50 {:.2} µs, p99 {:.2} µs",
+            p50 as f64 / 1e3,
+            p99 as f64 / 1e3
+        );
 
         // First verification of unseen tokens (signature + principal lookup).
         let unseen: Vec<String> = (0..2000).map(|_| issue(&b)).collect();
@@ -176,7 +188,11 @@ fn benches(c: &mut Criterion) {
             times.push(t0.elapsed().as_nanos());
         }
         let (p50, p99) = percentiles(times);
-        println!("oauth verify (first): p50 {:.2} µs, p99 {:.2} µs", p50 as f64 / 1e3, p99 as f64 / 1e3);
+        println!(
+            "oauth verify (first): p50 {:.2} µs, p99 {:.2} µs",
+            p50 as f64 / 1e3,
+            p99 as f64 / 1e3
+        );
     }
 }
 

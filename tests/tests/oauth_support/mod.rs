@@ -33,7 +33,9 @@ pub async fn user_with_workspace(srv: &TestServer, name: &str) -> (String, Strin
         .as_str()
         .unwrap()
         .to_string();
-    let ws = srv.create_workspace(&srv.owner_token, &format!("{name}-ws")).await;
+    let ws = srv
+        .create_workspace(&srv.owner_token, &format!("{name}-ws"))
+        .await;
     srv.add_member(&srv.owner_token, &ws, &user, "editor").await;
     (user, email, ws)
 }
@@ -71,7 +73,12 @@ pub async fn metadata(srv: &TestServer) -> Value {
 }
 
 /// An `oauth2` client configured from the metadata document, as a third-party app would.
-pub async fn oauth_client(srv: &TestServer, id: &str, secret: Option<&str>, redirect: &str) -> Client {
+pub async fn oauth_client(
+    srv: &TestServer,
+    id: &str,
+    secret: Option<&str>,
+    redirect: &str,
+) -> Client {
     let m = metadata(srv).await;
     let s = |k: &str| m[k].as_str().unwrap().to_string();
     let mut c = BasicClient::new(ClientId::new(id.to_string()))
@@ -151,7 +158,12 @@ pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
 
 /// The `Location` of a response, which must be a 303.
 pub fn location(r: &reqwest::Response) -> String {
-    assert_eq!(r.status(), 303, "expected 303 See Other, got {}", r.status());
+    assert_eq!(
+        r.status(),
+        303,
+        "expected 303 See Other, got {}",
+        r.status()
+    );
     r.headers()
         .get("location")
         .expect("Location")
@@ -162,7 +174,12 @@ pub fn location(r: &reqwest::Response) -> String {
 
 /// Signs in on the login page the authorization URL shows; returns the consent page's HTML
 /// (or, with remembered consent, the redirect to the client as `Err(location)`).
-pub async fn sign_in(srv: &TestServer, browser: &reqwest::Client, url: &url::Url, email: &str) -> Result<String, String> {
+pub async fn sign_in(
+    srv: &TestServer,
+    browser: &reqwest::Client,
+    url: &url::Url,
+    email: &str,
+) -> Result<String, String> {
     let login = browser.get(url.as_str()).send().await.unwrap();
     assert_eq!(login.status(), 200);
     let html = login.text().await.unwrap();
@@ -196,7 +213,10 @@ pub async fn answer_consent(
     remember: bool,
 ) -> String {
     let mut form = hidden_inputs(consent_html);
-    form.push(("decision".into(), if approve { "approve" } else { "deny" }.into()));
+    form.push((
+        "decision".into(),
+        if approve { "approve" } else { "deny" }.into(),
+    ));
     for w in workspaces {
         form.push(("workspace".into(), (*w).to_string()));
     }
@@ -254,7 +274,11 @@ pub fn describe<E: std::error::Error + 'static>(
 ) -> String {
     match e {
         oauth2::RequestTokenError::ServerResponse(r) => {
-            format!("{} {}", r.error(), r.error_description().cloned().unwrap_or_default())
+            format!(
+                "{} {}",
+                r.error(),
+                r.error_description().cloned().unwrap_or_default()
+            )
         }
         other => format!("{other:?}"),
     }
@@ -269,7 +293,11 @@ pub async fn me(srv: &TestServer, token: &str) -> (u16, Value) {
 }
 
 /// A raw token-endpoint POST (for requests no well-behaved library would send).
-pub async fn token_post(srv: &TestServer, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> (u16, Value) {
+pub async fn token_post(
+    srv: &TestServer,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (u16, Value) {
     let mut rb = srv.client.post(srv.root_url("/oauth/token")).form(form);
     if let Some((id, secret)) = basic {
         rb = rb.basic_auth(id, Some(secret));
@@ -283,10 +311,14 @@ pub async fn token_post(srv: &TestServer, form: &[(&str, &str)], basic: Option<(
 pub async fn audit_actions(srv: &TestServer) -> Vec<String> {
     use sqlx::{Connection, Row};
     sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(srv.database_url()).await.unwrap();
+    let mut conn = sqlx::AnyConnection::connect(srv.database_url())
+        .await
+        .unwrap();
     let rows = sqlx::query("SELECT action FROM audit_log ORDER BY at, id")
         .fetch_all(&mut conn)
         .await
         .unwrap();
-    rows.iter().map(|r| r.try_get::<String, _>("action").unwrap()).collect()
+    rows.iter()
+        .map(|r| r.try_get::<String, _>("action").unwrap())
+        .collect()
 }
