@@ -268,12 +268,12 @@ impl Warrant {
                 "the PKCE code_verifier does not match",
             ));
         }
-        if let Some(r) = single(form, "resource")? {
-            if audience_for(self.oauth.issuer(), Some(r))? != record.resource {
-                return Err(OAuthError::invalid_target(
-                    "resource differs from the authorization request",
-                ));
-            }
+        if let Some(r) = single(form, "resource")?
+            && audience_for(self.oauth.issuer(), Some(r))? != record.resource
+        {
+            return Err(OAuthError::invalid_target(
+                "resource differs from the authorization request",
+            ));
         }
         let principal = store::principals::get(self.store.pool(), &record.principal_id)
             .await?
@@ -383,12 +383,12 @@ impl Warrant {
             return Err(OAuthError::invalid_grant("the refresh token has expired"));
         }
         let scopes = requested_scopes(single(form, "scope")?, &grant.scopes)?.to_space_separated();
-        if let Some(r) = single(form, "resource")? {
-            if audience_for(self.oauth.issuer(), Some(r))? != grant.resource {
-                return Err(OAuthError::invalid_target(
-                    "resource differs from the grant's",
-                ));
-            }
+        if let Some(r) = single(form, "resource")?
+            && audience_for(self.oauth.issuer(), Some(r))? != grant.resource
+        {
+            return Err(OAuthError::invalid_target(
+                "resource differs from the grant's",
+            ));
         }
         let principal = store::principals::get(self.store.pool(), &grant.principal_id)
             .await?
@@ -455,21 +455,20 @@ impl Warrant {
                 self.revoke_family(&grant.id, "oauth.revoke", client_addr)
                     .await?;
             }
-        } else if jwt::looks_like_jwt(token) {
-            if let Ok(claims) = jwt::verify(&self.oauth.ring(), token, self.oauth.issuer(), None)
-                && claims.client_id == client.id
-            {
-                self.deny(&claims.jti).await?;
-                self.audit_oauth(
-                    Some(&claims.sub),
-                    Some(&claims.jti),
-                    "oauth.revoke",
-                    &client.id,
-                    Some("access token".into()),
-                    client_addr,
-                )
-                .await;
-            }
+        } else if jwt::looks_like_jwt(token)
+            && let Ok(claims) = jwt::verify(&self.oauth.ring(), token, self.oauth.issuer(), None)
+            && claims.client_id == client.id
+        {
+            self.deny(&claims.jti).await?;
+            self.audit_oauth(
+                Some(&claims.sub),
+                Some(&claims.jti),
+                "oauth.revoke",
+                &client.id,
+                Some("access token".into()),
+                client_addr,
+            )
+            .await;
         }
         Ok(())
     }
