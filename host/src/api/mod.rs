@@ -8,6 +8,8 @@ mod files;
 mod imports;
 mod locks;
 mod me;
+mod oauth;
+mod oauth_web;
 mod orgs;
 mod plugins;
 mod policies;
@@ -57,6 +59,7 @@ pub struct AppState {
         (name = "files", description = "Files in a workspace"),
         (name = "policies", description = "Tenant Cedar policies, what-if and the decision log"),
         (name = "system", description = "Health and description"),
+        (name = "oauth", description = "OAuth clients and settings (the protocol endpoints are in the authorization server metadata)"),
     )
 )]
 struct ApiDoc;
@@ -117,6 +120,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(plugins::get_plugin, plugins::delete_plugin))
         .routes(routes!(plugins::workspace_plugins))
         .routes(routes!(plugins::attach_plugin, plugins::detach_plugin))
+        .routes(routes!(oauth::create_client, oauth::list_clients))
+        .routes(routes!(oauth::get_client, oauth::delete_client))
+        .routes(routes!(oauth::rotate_client_secret))
+        .routes(routes!(
+            oauth::get_oauth_settings,
+            oauth::put_oauth_settings
+        ))
 }
 
 /// The OpenAPI document and the router, built together.
@@ -148,6 +158,7 @@ pub fn app(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        .merge(oauth_web::routes())
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))

@@ -51,6 +51,19 @@ enum Command {
     /// Ask a running server what it would decide (what-if).
     #[command(subcommand)]
     Authz(policy::AuthzCommand),
+    /// OAuth signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Add a new signing key; it signs new tokens, and the old public keys stay in the JWKS
+    /// until every token they signed has expired. Prints `{"kid"}`.
+    Rotate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +137,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Policy(cmd) => policy::run_policy(cmd).await,
         Command::Plugin(cmd) => plugin::run_plugin(cmd).await,
         Command::Authz(cmd) => policy::run_authz(cmd).await,
+        Command::Keys(KeysCommand::Rotate { database }) => {
+            let warrant = open_admin(&database).await?;
+            let result = warrant.rotate_signing_key().await;
+            warrant.store().close().await;
+            let kid = result.context("could not rotate the signing key")?;
+            print_json_line(&serde_json::json!({ "kid": kid }))
+        }
         Command::Bootstrap {
             database,
             email,

@@ -58,6 +58,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             deadline: std::time::Duration::from_millis(config.plugin_deadline_ms),
             ..Default::default()
         },
+        oauth_access_token_ttl: config.oauth_access_token_ttl,
         ..Settings::default()
     };
     let warrant = Warrant::open(&config.database.database_url, &config.data_dir, settings)
@@ -94,6 +95,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{bound}"))
         .trim_end_matches('/')
         .to_string();
+    warrant.set_public_url(&public_url);
     let warrant = Arc::new(warrant);
     let state = AppState {
         warrant: warrant.clone(),

@@ -73,6 +73,9 @@ pub struct ServeConfig {
     /// How long one plugin evaluation may run, in milliseconds, before it is stopped (deny).
     #[arg(long, env = "WARRANT_PLUGIN_DEADLINE_MS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub plugin_deadline_ms: u64,
+    /// The life of an OAuth access token, in seconds (1–900).
+    #[arg(long, env = "WARRANT_OAUTH_ACCESS_TOKEN_TTL", default_value_t = 900, value_parser = clap::value_parser!(i64).range(1..=900))]
+    pub oauth_access_token_ttl: i64,
     /// Do not create an owner on an empty database.
     #[arg(long, env = "WARRANT_NO_BOOTSTRAP")]
     pub no_bootstrap: bool,

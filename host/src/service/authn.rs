@@ -1,5 +1,6 @@
 //! Authentication: a bearer credential becomes a [`Caller`]. A token whose checksum fails is
-//! refused before any database lookup.
+//! refused before any database lookup. OAuth access tokens (JWTs) are verified in
+//! `service::oauth`, with the audience the transport requires.
 
 use std::net::IpAddr;
 
@@ -21,7 +22,12 @@ impl Warrant {
         client_addr: Option<IpAddr>,
         transport: Transport,
     ) -> Result<Caller> {
-        match self.authenticate_pat(bearer, client_addr, transport).await {
+        let outcome = if crate::oauth::jwt::looks_like_jwt(bearer) {
+            self.authenticate_jwt(bearer, client_addr, transport).await
+        } else {
+            self.authenticate_pat(bearer, client_addr, transport).await
+        };
+        match outcome {
             Err(Error::InvalidToken(why)) => {
                 // Guessing tokens costs the guesser: past the limit, it must wait.
                 let ip = client_addr.map(|a| a.to_string()).unwrap_or_default();

@@ -7,6 +7,7 @@ mod bootstrap;
 mod files;
 mod imports;
 pub mod locks;
+pub mod oauth;
 pub mod orgs;
 pub mod plugins;
 pub mod policies;
@@ -55,6 +56,8 @@ pub struct Settings {
     pub storage_quota_max: i64,
     /// Plugin memory cap, deadline and pool size (the artefact cache goes under the data dir).
     pub plugins: crate::authz::plugins::PluginSettings,
+    /// The life of an OAuth access token, in seconds (at most 900).
+    pub oauth_access_token_ttl: i64,
 }
 
 impl Default for Settings {
@@ -68,6 +71,7 @@ impl Default for Settings {
             storage_quota_default: DEFAULT_STORAGE_QUOTA,
             storage_quota_max: DEFAULT_STORAGE_QUOTA,
             plugins: crate::authz::plugins::PluginSettings::default(),
+            oauth_access_token_ttl: crate::oauth::MAX_ACCESS_TOKEN_TTL,
         }
     }
 }
@@ -84,6 +88,8 @@ pub struct Warrant {
     settings: Settings,
     /// When each token's last use was last written, so it is written at most once a minute.
     last_use_written: Mutex<HashMap<String, i64>>,
+    /// The OAuth authorization server's keys, token cache and deny-list.
+    oauth: Arc<oauth::OAuthState>,
 }
 
 /// A workspace the caller may act in, with what the decision needed.
@@ -114,6 +120,7 @@ impl Warrant {
             settings.decision_retention_days,
         );
         let limits = RateLimits::new(settings.rate.clone());
+        let oauth = oauth::OAuthState::start(&store, settings.oauth_access_token_ttl).await?;
         Ok(Warrant {
             store,
             authz,
@@ -124,6 +131,7 @@ impl Warrant {
             blobs,
             settings,
             last_use_written: Mutex::new(HashMap::new()),
+            oauth,
         })
     }
 

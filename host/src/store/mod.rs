@@ -7,6 +7,7 @@ pub mod audit;
 pub mod decisions;
 pub mod files;
 pub mod locks;
+pub mod oauth;
 pub mod orgs;
 pub mod plugins;
 pub mod policies;
