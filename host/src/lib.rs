@@ -4,6 +4,7 @@
 //! Data flows one way: transport ([`api`]) → [`service`] → [`authz`] + [`store`] / [`files`].
 
 pub mod api;
+pub mod mcp;
 pub mod authz;
 pub mod cli;
 pub mod config;

@@ -21,12 +21,12 @@ impl From<Error> for ApiError {
 /// The media type of error bodies.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let err = self.0;
-        let status =
+/// An error as RFC 9457 problem+json: the status, the body, and the `WWW-Authenticate` challenge
+/// it calls for. The REST and MCP transports both render errors with it.
+pub(crate) fn problem(err: &Error) -> (StatusCode, serde_json::Value, Option<String>) {
+    let status =
             StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let detail = match &err {
+        let detail = match err {
             // Never show internals; log them with the request id instead.
             Error::Database(e) => {
                 tracing::error!(error = %e, "database error");
@@ -50,7 +50,7 @@ impl IntoResponse for ApiError {
             "code": err.code(),
         });
         let mut challenge = None;
-        match &err {
+        match err {
             Error::Unauthenticated => challenge = Some(r#"Bearer realm="warrant""#.to_string()),
             Error::InvalidToken(_) => {
                 challenge = Some(format!(
@@ -95,6 +95,13 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
+    (status, body, challenge)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let err = self.0;
+        let (status, body, challenge) = problem(&err);
         let mut response = (status, body.to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));

@@ -67,6 +67,10 @@ pub struct ServeConfig {
     /// so owners may lower their quota but not raise it).
     #[arg(long, env = "WARRANT_STORAGE_QUOTA_MAX_BYTES", value_parser = clap::value_parser!(i64).range(0..))]
     pub storage_quota_max_bytes: Option<i64>,
+    /// Browser origins allowed to call the MCP endpoints besides the public URL's own
+    /// (comma-separated, e.g. `https://app.example.com`); requests without `Origin` pass.
+    #[arg(long, env = "WARRANT_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub mcp_allowed_origins: Vec<String>,
     /// Do not create an owner on an empty database.
     #[arg(long, env = "WARRANT_NO_BOOTSTRAP")]
     pub no_bootstrap: bool,
