@@ -4,7 +4,6 @@
 //! Data flows one way: transport ([`api`]) → [`service`] → [`authz`] + [`store`] / [`files`].
 
 pub mod api;
-pub mod mcp;
 pub mod authz;
 pub mod cli;
 pub mod config;
@@ -12,6 +11,7 @@ pub mod credentials;
 pub mod error;
 pub mod files;
 pub mod identity;
+pub mod mcp;
 pub mod ratelimit;
 pub mod service;
 pub mod store;

@@ -61,7 +61,11 @@ fn ok(result: CallToolResult) -> Value {
 
 /// The text of a tool error.
 fn refused(result: CallToolResult) -> (String, Value) {
-    assert_eq!(result.is_error, Some(true), "expected a tool error: {result:?}");
+    assert_eq!(
+        result.is_error,
+        Some(true),
+        "expected a tool error: {result:?}"
+    );
     let text = result
         .content
         .iter()
@@ -98,18 +102,30 @@ async fn a_pat_session_lists_and_calls_tools(backend: Backend) {
         "query_decisions",
         "create_token",
     ] {
-        assert!(names.contains(&expected.to_string()), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(&expected.to_string()),
+            "{expected} missing from {names:?}"
+        );
     }
     let tools = client.list_all_tools().await.unwrap();
     let write = tools.iter().find(|t| t.name == "write_file").unwrap();
-    let props = write.input_schema.get("properties").expect("schema properties");
+    let props = write
+        .input_schema
+        .get("properties")
+        .expect("schema properties");
     for field in ["workspace", "path", "text", "base64", "lock_token"] {
-        assert!(props.get(field).is_some(), "write_file schema lacks {field}");
+        assert!(
+            props.get(field).is_some(),
+            "write_file schema lacks {field}"
+        );
     }
     let moves = tools.iter().find(|t| t.name == "move_file").unwrap();
     // Derived from the REST body type (`MoveBody`), flattened into the tool's input.
     let props = moves.input_schema.get("properties").unwrap();
-    assert!(props.get("from").is_some() && props.get("to").is_some(), "{props:?}");
+    assert!(
+        props.get("from").is_some() && props.get("to").is_some(),
+        "{props:?}"
+    );
 
     let me = ok(call(&client, "whoami", json!({})).await);
     assert_eq!(me["principal_id"], json!(s.owner_id));
@@ -122,7 +138,12 @@ async fn a_pat_session_lists_and_calls_tools(backend: Backend) {
     )
     .await);
     assert_eq!(written["created"], json!(true));
-    let read = ok(call(&client, "read_file", json!({"workspace": ws, "path": "notes/hello.md"})).await);
+    let read = ok(call(
+        &client,
+        "read_file",
+        json!({"workspace": ws, "path": "notes/hello.md"}),
+    )
+    .await);
     assert_eq!(read["encoding"], json!("utf-8"));
     assert_eq!(read["text"], json!("# Hello\nfrom MCP"));
     assert_eq!(read["etag"], written["file"]["etag"]);
@@ -139,11 +160,19 @@ async fn a_pat_session_lists_and_calls_tools(backend: Backend) {
         json!({"workspace": ws, "path": "bin/blob", "base64": b64, "content_type": "image/png"}),
     )
     .await);
-    let read = ok(call(&client, "read_file", json!({"workspace": ws, "path": "bin/blob"})).await);
+    let read = ok(call(
+        &client,
+        "read_file",
+        json!({"workspace": ws, "path": "bin/blob"}),
+    )
+    .await);
     assert_eq!(read["encoding"], json!("base64"));
     assert_eq!(read["base64"], json!(b64));
     assert_eq!(read["content_type"], json!("image/png"));
-    assert_eq!(s.get_file(&s.owner_token, &ws, "bin/blob").await.body, bytes);
+    assert_eq!(
+        s.get_file(&s.owner_token, &ws, "bin/blob").await.body,
+        bytes
+    );
 
     let listed = ok(call(&client, "list_files", json!({"workspace": ws})).await);
     let paths: Vec<&str> = listed["files"]
@@ -153,7 +182,12 @@ async fn a_pat_session_lists_and_calls_tools(backend: Backend) {
         .map(|f| f["path"].as_str().unwrap())
         .collect();
     assert_eq!(paths, ["bin/blob", "notes/hello.md"]);
-    let stat = ok(call(&client, "stat_file", json!({"workspace": ws, "path": "bin/blob"})).await);
+    let stat = ok(call(
+        &client,
+        "stat_file",
+        json!({"workspace": ws, "path": "bin/blob"}),
+    )
+    .await);
     assert_eq!(stat["size"], json!(bytes.len()));
 
     ok(call(
@@ -178,23 +212,47 @@ async fn a_pat_session_lists_and_calls_tools(backend: Backend) {
         other => panic!("expected text, got {other:?}"),
     }
 
-    ok(call(&client, "delete_file", json!({"workspace": ws, "path": "notes/moved.md"})).await);
+    ok(call(
+        &client,
+        "delete_file",
+        json!({"workspace": ws, "path": "notes/moved.md"}),
+    )
+    .await);
     let (text, body) = refused(
-        call(&client, "read_file", json!({"workspace": ws, "path": "notes/moved.md"})).await,
+        call(
+            &client,
+            "read_file",
+            json!({"workspace": ws, "path": "notes/moved.md"}),
+        )
+        .await,
     );
     assert_eq!(body["code"], json!("not_found"), "{text}");
 
     // A workspace created over MCP is visible over REST.
     let org = me["org_id"].as_str().unwrap();
-    let created = ok(call(&client, "create_workspace", json!({"org_id": org, "name": "from-mcp"})).await);
+    let created = ok(call(
+        &client,
+        "create_workspace",
+        json!({"org_id": org, "name": "from-mcp"}),
+    )
+    .await);
     let id = created["id"].as_str().unwrap();
-    s.get(&s.owner_token, &format!("/workspaces/{id}")).await.expect(200);
+    s.get(&s.owner_token, &format!("/workspaces/{id}"))
+        .await
+        .expect(200);
 
     // The decision log records the calls with transport `mcp`.
-    let log = s.get(&s.owner_token, &format!("/workspaces/{ws}/decisions?limit=100")).await;
+    let log = s
+        .get(
+            &s.owner_token,
+            &format!("/workspaces/{ws}/decisions?limit=100"),
+        )
+        .await;
     let decisions = log.json()["decisions"].as_array().unwrap().clone();
     assert!(
-        decisions.iter().any(|d| d["transport"] == json!("mcp") && d["action"] == json!("files:write")),
+        decisions
+            .iter()
+            .any(|d| d["transport"] == json!("mcp") && d["action"] == json!("files:write")),
         "{decisions:?}"
     );
     client.cancel().await.ok();
@@ -203,7 +261,12 @@ async fn a_pat_session_lists_and_calls_tools(backend: Backend) {
     let stateless = connect_version(&s, &s.owner_token, ProtocolVersion::V_2026_07_28).await;
     let me = ok(call(&stateless, "whoami", json!({})).await);
     assert_eq!(me["principal_id"], json!(s.owner_id));
-    let read = ok(call(&stateless, "read_file", json!({"workspace": ws, "path": "bin/blob"})).await);
+    let read = ok(call(
+        &stateless,
+        "read_file",
+        json!({"workspace": ws, "path": "bin/blob"}),
+    )
+    .await);
     assert_eq!(read["base64"], json!(b64));
     stateless.cancel().await.ok();
 }
@@ -212,8 +275,12 @@ async fn an_agent_token_sees_and_uses_only_what_it_may(backend: Backend) {
     let s = TestServer::start(backend).await;
     let ws_a = s.create_workspace(&s.owner_token, "a").await;
     let ws_b = s.create_workspace(&s.owner_token, "b").await;
-    s.put_file(&s.owner_token, &ws_a, "report.txt", b"quarterly").await.expect(201);
-    s.put_file(&s.owner_token, &ws_b, "secret.txt", b"hidden").await.expect(201);
+    s.put_file(&s.owner_token, &ws_a, "report.txt", b"quarterly")
+        .await
+        .expect(201);
+    s.put_file(&s.owner_token, &ws_b, "secret.txt", b"hidden")
+        .await
+        .expect(201);
     let agent = s.create_agent(&s.owner_token, "reader").await;
     s.add_member(&s.owner_token, &ws_a, &agent, "editor").await;
     s.add_member(&s.owner_token, &ws_b, &agent, "editor").await;
@@ -229,16 +296,36 @@ async fn an_agent_token_sees_and_uses_only_what_it_may(backend: Backend) {
     assert!(names.contains(&"read_file".to_string()), "{names:?}");
     assert!(names.contains(&"list_files".to_string()), "{names:?}");
     assert!(names.contains(&"whoami".to_string()), "{names:?}");
-    for hidden in ["write_file", "delete_file", "move_file", "put_policies", "create_token", "acquire_lock"] {
-        assert!(!names.contains(&hidden.to_string()), "{hidden} is listed: {names:?}");
+    for hidden in [
+        "write_file",
+        "delete_file",
+        "move_file",
+        "put_policies",
+        "create_token",
+        "acquire_lock",
+    ] {
+        assert!(
+            !names.contains(&hidden.to_string()),
+            "{hidden} is listed: {names:?}"
+        );
     }
 
-    let read = ok(call(&client, "read_file", json!({"workspace": ws_a, "path": "report.txt"})).await);
+    let read = ok(call(
+        &client,
+        "read_file",
+        json!({"workspace": ws_a, "path": "report.txt"}),
+    )
+    .await);
     assert_eq!(read["text"], json!("quarterly"));
 
     // A write tool it cannot see is refused by the scope layer, with the scope it lacks.
     let (text, body) = refused(
-        call(&client, "write_file", json!({"workspace": ws_a, "path": "x.txt", "text": "no"})).await,
+        call(
+            &client,
+            "write_file",
+            json!({"workspace": ws_a, "path": "x.txt", "text": "no"}),
+        )
+        .await,
     );
     assert!(text.contains("scope layer"), "{text}");
     assert!(text.contains("files:write"), "{text}");
@@ -247,7 +334,12 @@ async fn an_agent_token_sees_and_uses_only_what_it_may(backend: Backend) {
 
     // The other workspace is outside the token's limits: the workspace layer refuses.
     let (text, body) = refused(
-        call(&client, "read_file", json!({"workspace": ws_b, "path": "secret.txt"})).await,
+        call(
+            &client,
+            "read_file",
+            json!({"workspace": ws_b, "path": "secret.txt"}),
+        )
+        .await,
     );
     assert!(text.contains("workspace layer"), "{text}");
     assert_eq!(body["layer"], json!("workspace"));
@@ -255,7 +347,10 @@ async fn an_agent_token_sees_and_uses_only_what_it_may(backend: Backend) {
     // Nothing was written, and the refusal is in the decision log with transport mcp.
     s.get_file(&s.owner_token, &ws_a, "x.txt").await.expect(404);
     let log = s
-        .get(&s.owner_token, &format!("/workspaces/{ws_a}/decisions?decision=deny&principal={agent}"))
+        .get(
+            &s.owner_token,
+            &format!("/workspaces/{ws_a}/decisions?decision=deny&principal={agent}"),
+        )
         .await;
     let decisions = log.json()["decisions"].as_array().unwrap().clone();
     assert!(
@@ -277,23 +372,44 @@ async fn a_policy_refusal_is_a_tool_error_naming_the_policy(backend: Backend) {
         .await;
     let policy = "@id(\"no-agent-deletes\")\nforbid (principal is Agent, action == Action::\"files:delete\", resource);\n";
     send(
-        s.req(Method::PUT, &format!("/workspaces/{ws}/policies"), Some(&s.owner_token))
-            .header("content-type", "text/plain")
-            .body(policy),
+        s.req(
+            Method::PUT,
+            &format!("/workspaces/{ws}/policies"),
+            Some(&s.owner_token),
+        )
+        .header("content-type", "text/plain")
+        .body(policy),
     )
     .await
     .expect(200);
 
     let client = connect(&s, &token).await;
-    assert!(tool_names(&client).await.contains(&"delete_file".to_string()));
-    ok(call(&client, "write_file", json!({"workspace": ws, "path": "keep.txt", "text": "keep"})).await);
-    let (text, body) =
-        refused(call(&client, "delete_file", json!({"workspace": ws, "path": "keep.txt"})).await);
+    assert!(
+        tool_names(&client)
+            .await
+            .contains(&"delete_file".to_string())
+    );
+    ok(call(
+        &client,
+        "write_file",
+        json!({"workspace": ws, "path": "keep.txt", "text": "keep"}),
+    )
+    .await);
+    let (text, body) = refused(
+        call(
+            &client,
+            "delete_file",
+            json!({"workspace": ws, "path": "keep.txt"}),
+        )
+        .await,
+    );
     assert!(text.contains("policy layer"), "{text}");
     assert!(text.contains("no-agent-deletes"), "{text}");
     assert_eq!(body["layer"], json!("policy"));
     assert_eq!(body["code"], json!("policy_denied"));
-    s.get_file(&s.owner_token, &ws, "keep.txt").await.expect(200);
+    s.get_file(&s.owner_token, &ws, "keep.txt")
+        .await
+        .expect(200);
     client.cancel().await.ok();
 }
 
@@ -308,22 +424,43 @@ async fn locks_work_over_mcp(backend: Backend) {
     let a = connect(&s, &s.agent_token(&alpha, &scopes).await).await;
     let b = connect(&s, &s.agent_token(&beta, &scopes).await).await;
 
-    let lock = ok(call(&a, "acquire_lock", json!({"workspace": ws, "path": "docs/", "ttl_seconds": 60})).await);
+    let lock = ok(call(
+        &a,
+        "acquire_lock",
+        json!({"workspace": ws, "path": "docs/", "ttl_seconds": 60}),
+    )
+    .await);
     let lock_id = lock["id"].as_str().expect("lock id").to_string();
     let listed = ok(call(&b, "list_locks", json!({"workspace": ws})).await);
     assert_eq!(listed["locks"].as_array().unwrap().len(), 1, "{listed}");
 
     let (text, body) = refused(
-        call(&b, "write_file", json!({"workspace": ws, "path": "docs/plan.md", "text": "beta"})).await,
+        call(
+            &b,
+            "write_file",
+            json!({"workspace": ws, "path": "docs/plan.md", "text": "beta"}),
+        )
+        .await,
     );
     assert_eq!(body["code"], json!("locked"), "{text}");
-    let (_, body) =
-        refused(call(&b, "acquire_lock", json!({"workspace": ws, "path": "docs/plan.md", "ttl_seconds": 60})).await);
+    let (_, body) = refused(
+        call(
+            &b,
+            "acquire_lock",
+            json!({"workspace": ws, "path": "docs/plan.md", "ttl_seconds": 60}),
+        )
+        .await,
+    );
     assert_eq!(body["status"], json!(423), "{body}");
 
     // The holder writes with its lock token; without it, even the holder is refused.
     let (_, body) = refused(
-        call(&a, "write_file", json!({"workspace": ws, "path": "docs/plan.md", "text": "alpha"})).await,
+        call(
+            &a,
+            "write_file",
+            json!({"workspace": ws, "path": "docs/plan.md", "text": "alpha"}),
+        )
+        .await,
     );
     assert_eq!(body["code"], json!("locked"));
     ok(call(
@@ -332,10 +469,30 @@ async fn locks_work_over_mcp(backend: Backend) {
         json!({"workspace": ws, "path": "docs/plan.md", "text": "alpha", "lock_token": lock_id}),
     )
     .await);
-    ok(call(&a, "renew_lock", json!({"workspace": ws, "lock_id": lock_id, "ttl_seconds": 120})).await);
-    ok(call(&a, "release_lock", json!({"workspace": ws, "lock_id": lock_id})).await);
-    ok(call(&b, "write_file", json!({"workspace": ws, "path": "docs/plan.md", "text": "beta"})).await);
-    let read = ok(call(&a, "read_file", json!({"workspace": ws, "path": "docs/plan.md"})).await);
+    ok(call(
+        &a,
+        "renew_lock",
+        json!({"workspace": ws, "lock_id": lock_id, "ttl_seconds": 120}),
+    )
+    .await);
+    ok(call(
+        &a,
+        "release_lock",
+        json!({"workspace": ws, "lock_id": lock_id}),
+    )
+    .await);
+    ok(call(
+        &b,
+        "write_file",
+        json!({"workspace": ws, "path": "docs/plan.md", "text": "beta"}),
+    )
+    .await);
+    let read = ok(call(
+        &a,
+        "read_file",
+        json!({"workspace": ws, "path": "docs/plan.md"}),
+    )
+    .await);
     assert_eq!(read["text"], json!("beta"));
     a.cancel().await.ok();
     b.cancel().await.ok();
@@ -364,9 +521,13 @@ async fn open_session(s: &TestServer, token: &str) -> String {
     r.expect(200);
     let id = r.header("mcp-session-id").expect("Mcp-Session-Id");
     send(
-        mcp_post(s, Some(token), r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            .header("mcp-session-id", &id)
-            .header("mcp-protocol-version", "2025-11-25"),
+        mcp_post(
+            s,
+            Some(token),
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        )
+        .header("mcp-session-id", &id)
+        .header("mcp-protocol-version", "2025-11-25"),
     )
     .await
     .expect(202);
@@ -378,7 +539,10 @@ const TOOLS_LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_without_a_valid_token_get_the_challenge() {
     let s = TestServer::start(Backend::Sqlite).await;
-    let metadata = format!(r#"resource_metadata="{}/.well-known/oauth-protected-resource/mcp""#, s.base);
+    let metadata = format!(
+        r#"resource_metadata="{}/.well-known/oauth-protected-resource/mcp""#,
+        s.base
+    );
     for token in [None, Some("wrt_pat_notavalidtoken")] {
         let r = send(mcp_post(&s, token, INIT)).await;
         r.expect(401);
@@ -387,7 +551,10 @@ async fn requests_without_a_valid_token_get_the_challenge() {
         assert!(challenge.contains(&metadata), "{challenge}");
         assert!(challenge.contains(r#"scope=""#), "{challenge}");
         if token.is_some() {
-            assert!(challenge.contains(r#"error="invalid_token""#), "{challenge}");
+            assert!(
+                challenge.contains(r#"error="invalid_token""#),
+                "{challenge}"
+            );
         }
     }
     // The legacy transport is guarded the same way.
@@ -405,7 +572,10 @@ async fn both_protected_resource_metadata_documents_are_served() {
     let s = TestServer::start(Backend::Sqlite).await;
     for (path, resource) in [
         ("/.well-known/oauth-protected-resource", s.base.clone()),
-        ("/.well-known/oauth-protected-resource/mcp", format!("{}/mcp", s.base)),
+        (
+            "/.well-known/oauth-protected-resource/mcp",
+            format!("{}/mcp", s.base),
+        ),
     ] {
         let r = send(s.client.get(s.root_url(path))).await;
         r.expect(200);
@@ -420,14 +590,29 @@ async fn both_protected_resource_metadata_documents_are_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_origin_is_refused() {
-    let s = TestServer::start_with(Backend::Sqlite, &["--mcp-allowed-origins", "https://app.example.com"]).await;
-    let r = send(mcp_post(&s, Some(&s.owner_token), INIT).header("origin", "https://evil.example")).await;
+    let s = TestServer::start_with(
+        Backend::Sqlite,
+        &["--mcp-allowed-origins", "https://app.example.com"],
+    )
+    .await;
+    let r = send(mcp_post(&s, Some(&s.owner_token), INIT).header("origin", "https://evil.example"))
+        .await;
     r.expect(403);
-    let r = send(s.client.get(s.root_url("/sse")).bearer_auth(&s.owner_token).header("origin", "https://evil.example")).await;
+    let r = send(
+        s.client
+            .get(s.root_url("/sse"))
+            .bearer_auth(&s.owner_token)
+            .header("origin", "https://evil.example"),
+    )
+    .await;
     r.expect(403);
     // The server's own origin and the configured one are accepted.
-    send(mcp_post(&s, Some(&s.owner_token), INIT).header("origin", s.base.as_str())).await.expect(200);
-    send(mcp_post(&s, Some(&s.owner_token), INIT).header("origin", "https://app.example.com")).await.expect(200);
+    send(mcp_post(&s, Some(&s.owner_token), INIT).header("origin", s.base.as_str()))
+        .await
+        .expect(200);
+    send(mcp_post(&s, Some(&s.owner_token), INIT).header("origin", "https://app.example.com"))
+        .await
+        .expect(200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,7 +721,9 @@ impl SseReader {
 async fn the_legacy_sse_transport_works() {
     let s = TestServer::start(Backend::Sqlite).await;
     let ws = s.create_workspace(&s.owner_token, "legacy").await;
-    s.put_file(&s.owner_token, &ws, "a.txt", b"legacy hello").await.expect(201);
+    s.put_file(&s.owner_token, &ws, "a.txt", b"legacy hello")
+        .await
+        .expect(201);
     let r = s
         .client
         .get(s.root_url("/sse"))
@@ -566,7 +753,12 @@ async fn the_legacy_sse_transport_works() {
     let init: Value = serde_json::from_str(&data).unwrap();
     assert_eq!(init["id"], json!(1));
     assert_eq!(init["result"]["serverInfo"]["name"], json!("warrant"));
-    send(post(&s.owner_token, json!({"jsonrpc":"2.0","method":"notifications/initialized"}))).await.expect(202);
+    send(post(
+        &s.owner_token,
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    ))
+    .await
+    .expect(202);
     send(post(
         &s.owner_token,
         json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_file","arguments":{"workspace": ws, "path": "a.txt"}}}),
@@ -576,13 +768,28 @@ async fn the_legacy_sse_transport_works() {
     let (_, data) = sse.next().await;
     let reply: Value = serde_json::from_str(&data).unwrap();
     assert_eq!(reply["id"], json!(2));
-    assert_eq!(reply["result"]["structuredContent"]["text"], json!("legacy hello"), "{reply}");
+    assert_eq!(
+        reply["result"]["structuredContent"]["text"],
+        json!("legacy hello"),
+        "{reply}"
+    );
 
     // Another principal cannot use the session; no token at all is a 401.
     let agent = s.create_agent(&s.owner_token, "intruder").await;
     let other = s.agent_token(&agent, &["files:read"]).await;
-    send(post(&other, json!({"jsonrpc":"2.0","id":3,"method":"tools/list"}))).await.expect(404);
-    send(s.client.post(s.root_url(&endpoint)).json(&json!({"jsonrpc":"2.0","id":4,"method":"tools/list"}))).await.expect(401);
+    send(post(
+        &other,
+        json!({"jsonrpc":"2.0","id":3,"method":"tools/list"}),
+    ))
+    .await
+    .expect(404);
+    send(
+        s.client
+            .post(s.root_url(&endpoint))
+            .json(&json!({"jsonrpc":"2.0","id":4,"method":"tools/list"})),
+    )
+    .await
+    .expect(401);
 }
 
 fn base64_encode(bytes: &[u8]) -> String {

@@ -15,8 +15,8 @@ mod system;
 mod tokens;
 mod workspaces;
 
-pub use problem::{ApiError, PROBLEM_JSON};
 pub(crate) use problem::problem;
+pub use problem::{ApiError, PROBLEM_JSON};
 
 /// The request bodies of the REST API, which the MCP tools take as their inputs too.
 pub(crate) mod bodies {

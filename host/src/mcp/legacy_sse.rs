@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use futures::channel::mpsc;
 use futures::{SinkExt, Stream, StreamExt};
 use rmcp::ServiceExt;
-use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::model::{ClientJsonRpcMessage, GetExtensions, ServerJsonRpcMessage};
 use serde::Deserialize;
 
 use super::McpState;
@@ -80,7 +80,9 @@ pub(crate) async fn open(State(state): State<Arc<McpState>>, req: Request) -> Re
             Ok(running) => {
                 let _ = running.waiting().await;
             }
-            Err(e) => tracing::debug!(session = %session_id, error = %e, "legacy SSE session ended before initialisation"),
+            Err(e) => {
+                tracing::debug!(session = %session_id, error = %e, "legacy SSE session ended before initialisation")
+            }
         }
     });
     let guard = Unregister {
@@ -92,10 +94,12 @@ pub(crate) async fn open(State(state): State<Arc<McpState>>, req: Request) -> Re
         .data(format!("/messages?sessionId={id}"));
     let messages = outbox.map(move |message| {
         let _keep = &guard;
-        Ok::<Event, Infallible>(match Event::default().event("message").json_data(&message) {
-            Ok(event) => event,
-            Err(e) => Event::default().event("error").data(e.to_string()),
-        })
+        Ok::<Event, Infallible>(
+            match Event::default().event("message").json_data(&message) {
+                Ok(event) => event,
+                Err(e) => Event::default().event("error").data(e.to_string()),
+            },
+        )
     });
     let stream = futures::stream::once(async move { Ok::<Event, Infallible>(endpoint) })
         .chain(messages)
@@ -144,7 +148,10 @@ pub(crate) async fn message(
     let mut message: ClientJsonRpcMessage = match serde_json::from_slice(&bytes) {
         Ok(m) => m,
         Err(e) => {
-            return (StatusCode::BAD_REQUEST, format!("not a JSON-RPC message: {e}"))
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("not a JSON-RPC message: {e}"),
+            )
                 .into_response();
         }
     };

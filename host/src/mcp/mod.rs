@@ -105,7 +105,12 @@ impl McpState {
         let mut gone = Vec::new();
         for id in ids {
             let sid: rmcp::transport::streamable_http_server::SessionId = id.clone().into();
-            if !self.session_manager.has_session(&sid).await.unwrap_or(false) {
+            if !self
+                .session_manager
+                .has_session(&sid)
+                .await
+                .unwrap_or(false)
+            {
                 gone.push(id);
             }
         }
@@ -159,21 +164,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts(&state.public_url))
         .with_cancellation_token(SHUTDOWN.child_token());
-    let service = StreamableHttpService::new(
-        move || Ok(handler.clone()),
-        session_manager,
-        config,
-    );
+    let service = StreamableHttpService::new(move || Ok(handler.clone()), session_manager, config);
     let guarded = Router::new()
         .route_service("/mcp", service)
         .route("/sse", get(legacy_sse::open))
         .route("/messages", post(legacy_sse::message))
         .layer(middleware::from_fn_with_state(mcp.clone(), auth::guard));
     guarded
-        .route(
-            "/.well-known/oauth-protected-resource",
-            get(metadata_api),
-        )
+        .route("/.well-known/oauth-protected-resource", get(metadata_api))
         .route(
             "/.well-known/oauth-protected-resource/mcp",
             get(metadata_mcp),

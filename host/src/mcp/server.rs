@@ -7,7 +7,7 @@ use base64::Engine;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Implementation, InitializeResult, ListResourcesResult,
     ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, Resource, ResourceContents, ServerCapabilities, ServerInfo,
+    ReadResourceResult, Resource, ResourceContents, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -69,7 +69,11 @@ fn parse_uri(uri: &str) -> Result<(&str, &str)> {
     uri.strip_prefix(URI_SCHEME)
         .and_then(|rest| rest.split_once('/'))
         .filter(|(ws, path)| !ws.is_empty() && !path.is_empty())
-        .ok_or_else(|| Error::BadRequest(format!("expected {URI_SCHEME}{{workspace}}/{{path}}, got {uri}")))
+        .ok_or_else(|| {
+            Error::BadRequest(format!(
+                "expected {URI_SCHEME}{{workspace}}/{{path}}, got {uri}"
+            ))
+        })
 }
 
 impl WarrantMcp {
@@ -106,10 +110,9 @@ impl WarrantMcp {
         let item = match (contents.text, contents.base64) {
             (Some(text), _) => ResourceContents::text(text, uri),
             (None, Some(b64)) => ResourceContents::blob(b64, uri),
-            (None, None) => ResourceContents::blob(
-                base64::engine::general_purpose::STANDARD.encode([]),
-                uri,
-            ),
+            (None, None) => {
+                ResourceContents::blob(base64::engine::general_purpose::STANDARD.encode([]), uri)
+            }
         };
         Ok(ReadResourceResult::new(vec![
             item.with_mime_type(meta.content_type.clone()),
@@ -118,7 +121,7 @@ impl WarrantMcp {
 }
 
 impl ServerHandler for WarrantMcp {
-    fn get_info(&self) -> ServerInfo {
+    fn get_info(&self) -> ServerConfig {
         InitializeResult::new(
             ServerCapabilities::builder()
                 .enable_tools()

@@ -20,7 +20,15 @@ pub const MAX_POLICY_BYTES: usize = 256 * 1024;
 
 /// Whether a stored set is enforced or tried in shadow mode.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema, schemars::JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Deserialize,
+    Serialize,
+    utoipa::ToSchema,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum PolicyMode {

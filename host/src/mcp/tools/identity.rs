@@ -133,8 +133,6 @@ pub(super) fn register(tools: &mut Vec<ToolSpec>) {
         "An organisation's storage: bytes used and its quota.",
         Some(Scope::WorkspacesRead),
         Kind::Read,
-        |w, caller, req: OrgId| async move {
-            structured(&w.org_usage(&caller, &req.org_id).await?)
-        },
+        |w, caller, req: OrgId| async move { structured(&w.org_usage(&caller, &req.org_id).await?) },
     );
 }

@@ -50,8 +50,13 @@ pub(super) fn register(tools: &mut Vec<ToolSpec>) {
         Kind::Write,
         |w, caller, req: AcquireInput| async move {
             structured(
-                &w.acquire_lock(&caller, &req.workspace, &req.body.path, req.body.ttl_seconds)
-                    .await?,
+                &w.acquire_lock(
+                    &caller,
+                    &req.workspace,
+                    &req.body.path,
+                    req.body.ttl_seconds,
+                )
+                .await?,
             )
         },
     );
@@ -75,7 +80,8 @@ pub(super) fn register(tools: &mut Vec<ToolSpec>) {
         Some(Scope::LocksWrite),
         Kind::Destructive,
         |w, caller, req: LockRef| async move {
-            w.release_lock(&caller, &req.workspace, &req.lock_id).await?;
+            w.release_lock(&caller, &req.workspace, &req.lock_id)
+                .await?;
             done(format!("lock {} released", req.lock_id))
         },
     );

@@ -162,7 +162,8 @@ pub(crate) fn structured<T: Serialize>(value: &T) -> Result<CallToolResult> {
 /// A successful result with a short confirmation.
 pub(crate) fn done(message: impl Into<String>) -> Result<CallToolResult> {
     let message = message.into();
-    let mut result = CallToolResult::structured(serde_json::json!({ "ok": true, "message": message }));
+    let mut result =
+        CallToolResult::structured(serde_json::json!({ "ok": true, "message": message }));
     result.content = vec![ContentBlock::text(message)];
     Ok(result)
 }
@@ -218,14 +219,23 @@ mod tests {
         let catalogue = Catalogue::new();
         let mut names = std::collections::HashSet::new();
         for spec in catalogue.all() {
-            assert!(names.insert(spec.tool.name.to_string()), "{}", spec.tool.name);
+            assert!(
+                names.insert(spec.tool.name.to_string()),
+                "{}",
+                spec.tool.name
+            );
             assert_eq!(
                 spec.tool.input_schema.get("type"),
                 Some(&Value::String("object".into())),
                 "{}",
                 spec.tool.name
             );
-            assert!(spec.tool.description.as_deref().is_some_and(|d| d.len() > 20));
+            assert!(
+                spec.tool
+                    .description
+                    .as_deref()
+                    .is_some_and(|d| d.len() > 20)
+            );
         }
         assert!(catalogue.get("read_file").is_some());
         assert!(catalogue.get("write_file").is_some());

@@ -57,9 +57,7 @@ pub(super) fn register(tools: &mut Vec<ToolSpec>) {
          candidate's version, if any).",
         Some(Scope::PoliciesAdmin),
         Kind::Read,
-        |w, caller, req: Ws| async move {
-            structured(&w.get_policies(&caller, &req.workspace).await?)
-        },
+        |w, caller, req: Ws| async move { structured(&w.get_policies(&caller, &req.workspace).await?) },
     );
     add(
         tools,
@@ -107,9 +105,7 @@ pub(super) fn register(tools: &mut Vec<ToolSpec>) {
          one, with samples.",
         Some(Scope::PoliciesAdmin),
         Kind::Read,
-        |w, caller, req: Ws| async move {
-            structured(&w.shadow_report(&caller, &req.workspace).await?)
-        },
+        |w, caller, req: Ws| async move { structured(&w.shadow_report(&caller, &req.workspace).await?) },
     );
     add(
         tools,

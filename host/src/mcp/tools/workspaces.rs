@@ -67,9 +67,7 @@ pub(super) fn register(tools: &mut Vec<ToolSpec>) {
         "One workspace: name, organisation, the caller's role, policy versions.",
         Some(Scope::WorkspacesRead),
         Kind::Read,
-        |w, caller, req: Ws| async move {
-            structured(&w.get_workspace(&caller, &req.workspace).await?)
-        },
+        |w, caller, req: Ws| async move { structured(&w.get_workspace(&caller, &req.workspace).await?) },
     );
     add(
         tools,
