@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::Method;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientInfo, ProtocolVersion, ReadResourceRequestParams,
-    ResourceContents,
+    CallToolRequestParams, CallToolResult, ClientConfig, ProtocolVersion,
+    ReadResourceRequestParams, ResourceContents,
 };
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -25,14 +25,14 @@ both_backends!(
     locks_work_over_mcp,
 );
 
-type Client = RunningService<RoleClient, ClientInfo>;
+type Client = RunningService<RoleClient, ClientConfig>;
 
 /// An rmcp client speaking `version` (2025-11-25: a session; 2026-07-28: stateless).
 async fn connect_version(s: &TestServer, token: &str, version: ProtocolVersion) -> Client {
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(s.root_url("/mcp")).auth_header(token),
     );
-    ClientInfo::default()
+    ClientConfig::default()
         .with_protocol_version(version)
         .serve(transport)
         .await
@@ -430,7 +430,7 @@ async fn locks_work_over_mcp(backend: Backend) {
         json!({"workspace": ws, "path": "docs/", "ttl_seconds": 60}),
     )
     .await);
-    let lock_id = lock["id"].as_str().expect("lock id").to_string();
+    let lock_id = lock["lock_id"].as_str().expect("lock id").to_string();
     let listed = ok(call(&b, "list_locks", json!({"workspace": ws})).await);
     assert_eq!(listed["locks"].as_array().unwrap().len(), 1, "{listed}");
 

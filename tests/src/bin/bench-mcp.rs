@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, ClientInfo, ProtocolVersion};
+use rmcp::model::{CallToolRequestParams, ClientConfig, ProtocolVersion};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::json;
@@ -101,7 +101,7 @@ async fn mcp_round(s: &TestServer, ws: &str, conc: usize, d: Duration) -> f64 {
             StreamableHttpClientTransportConfig::with_uri(s.root_url("/mcp"))
                 .auth_header(s.owner_token.clone()),
         );
-        let client = ClientInfo::default()
+        let client = ClientConfig::default()
             .with_protocol_version(ProtocolVersion::V_2025_11_25)
             .serve(transport)
             .await
