@@ -796,3 +796,26 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_mcp_streams_do_not_hold_up_shutdown() {
+    let mut s = TestServer::start(Backend::Sqlite).await;
+    let client = connect(&s, &s.owner_token).await;
+    ok(call(&client, "whoami", json!({})).await);
+    // A legacy SSE stream stays open until the server ends it.
+    let sse = s
+        .client
+        .get(s.root_url("/sse"))
+        .bearer_auth(&s.owner_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 200);
+    let status = s.sigterm_and_wait(Duration::from_secs(20)).await;
+    assert!(
+        status.is_some_and(|st| st.success()),
+        "the server did not exit cleanly within 20 s with MCP streams open: {status:?}"
+    );
+    drop(sse);
+    drop(client);
+}
