@@ -13,7 +13,7 @@ use crate::service::{Settings, Warrant};
 /// Structured logs on stderr; JSON when `WARRANT_LOG_FORMAT=json`; level from `RUST_LOG`.
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info,rmcp=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -163,6 +163,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
     });
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts(&state.public_url))
+        // Stateless (2026-07-28) replies that are one message go out as plain JSON.
+        .with_json_response(true)
         .with_cancellation_token(SHUTDOWN.child_token());
     let service = StreamableHttpService::new(move || Ok(handler.clone()), session_manager, config);
     let guarded = Router::new()

@@ -35,7 +35,8 @@ async fn main() {
         .iter()
         .map(|s| s.to_string())
         .collect(),
-        env: vec![("RUST_LOG".into(), "warn".into())],
+        // The default log configuration, as deployed.
+        env: Vec::new(),
         ..ServerOptions::default()
     };
     let s = TestServer::start_opts(Backend::Sqlite, opts).await;
@@ -50,19 +51,30 @@ async fn main() {
     );
 
     let mut rest = Vec::new();
-    let mut mcp = Vec::new();
-    // A warm-up of each, then two measured rounds of each, interleaved.
+    let mut session = Vec::new();
+    let mut stateless = Vec::new();
+    let (v1, v2) = (ProtocolVersion::V_2025_11_25, ProtocolVersion::V_2026_07_28);
+    // A warm-up of each, then three measured rounds of each, interleaved.
     rest_round(&s, &ws, conc, Duration::from_secs(1)).await;
-    mcp_round(&s, &ws, conc, Duration::from_secs(1)).await;
-    for _ in 0..2 {
-        rest.push(rest_round(&s, &ws, conc, Duration::from_secs(secs)).await);
-        mcp.push(mcp_round(&s, &ws, conc, Duration::from_secs(secs)).await);
+    mcp_round(&s, &ws, conc, Duration::from_secs(1), v1.clone()).await;
+    mcp_round(&s, &ws, conc, Duration::from_secs(1), v2.clone()).await;
+    let d = Duration::from_secs(secs);
+    for _ in 0..3 {
+        rest.push(rest_round(&s, &ws, conc, d).await);
+        session.push(mcp_round(&s, &ws, conc, d, v1.clone()).await);
+        stateless.push(mcp_round(&s, &ws, conc, d, v2.clone()).await);
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (r, m) = (mean(&rest), mean(&mcp));
-    println!("REST GET file:            {r:>9.0} req/s  (rounds: {rest:.0?})");
-    println!("MCP tools/call read_file: {m:>9.0} req/s  (rounds: {mcp:.0?})");
-    println!("MCP / REST: {:.1} %", 100.0 * m / r);
+    let (r, m1, m2) = (mean(&rest), mean(&session), mean(&stateless));
+    println!("REST GET file:                          {r:>8.0} req/s  (rounds: {rest:.0?})");
+    println!(
+        "MCP tools/call read_file, 2025-11-25:   {m1:>8.0} req/s  (rounds: {session:.0?})  {:.1} % of REST",
+        100.0 * m1 / r
+    );
+    println!(
+        "MCP tools/call read_file, 2026-07-28:   {m2:>8.0} req/s  (rounds: {stateless:.0?})  {:.1} % of REST",
+        100.0 * m2 / r
+    );
 }
 
 async fn rest_round(s: &TestServer, ws: &str, conc: usize, d: Duration) -> f64 {
@@ -93,7 +105,15 @@ async fn rest_round(s: &TestServer, ws: &str, conc: usize, d: Duration) -> f64 {
     count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
-async fn mcp_round(s: &TestServer, ws: &str, conc: usize, d: Duration) -> f64 {
+/// `tools/call read_file` with `conc` clients speaking `version` (2025-11-25: one session each;
+/// 2026-07-28: stateless).
+async fn mcp_round(
+    s: &TestServer,
+    ws: &str,
+    conc: usize,
+    d: Duration,
+    version: ProtocolVersion,
+) -> f64 {
     let count = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
     for _ in 0..conc {
@@ -102,7 +122,7 @@ async fn mcp_round(s: &TestServer, ws: &str, conc: usize, d: Duration) -> f64 {
                 .auth_header(s.owner_token.clone()),
         );
         let client = ClientConfig::default()
-            .with_protocol_version(ProtocolVersion::V_2025_11_25)
+            .with_protocol_version(version.clone())
             .serve(transport)
             .await
             .expect("MCP client");
