@@ -160,12 +160,20 @@ async fn a_pat_session_lists_and_calls_tools(backend: Backend) {
         json!({"workspace": ws, "path": "bin/blob", "base64": b64, "content_type": "image/png"}),
     )
     .await);
-    let read = ok(call(
+    let result = call(
         &client,
         "read_file",
         json!({"workspace": ws, "path": "bin/blob"}),
     )
-    .await);
+    .await;
+    let image = result.content[0]
+        .as_image()
+        .expect("an image content block");
+    assert_eq!(
+        (image.data.as_str(), image.mime_type.as_str()),
+        (b64.as_str(), "image/png")
+    );
+    let read = ok(result);
     assert_eq!(read["encoding"], json!("base64"));
     assert_eq!(read["base64"], json!(b64));
     assert_eq!(read["content_type"], json!("image/png"));

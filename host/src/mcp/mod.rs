@@ -6,7 +6,7 @@
 
 mod auth;
 mod legacy_sse;
-mod server;
+pub(crate) mod server;
 pub(crate) mod tools;
 
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -192,12 +192,27 @@ async fn read_file(
 ) -> Result<CallToolResult> {
     let (meta, bytes) = read_bytes(&w, &caller, &req.workspace, &req.path).await?;
     let contents = encode(&meta, bytes);
-    let text = contents.text.clone();
-    let mut result = structured(&contents)?;
-    if let Some(text) = text {
-        // The plain text for clients that show content blocks; the rest is structured.
-        result.content = vec![ContentBlock::text(text)];
-    }
+    // Text files: the plain text as the content block, for clients that show content blocks;
+    // everything, text included, in the structured content. (Built directly: the generic
+    // helper would also serialise the whole JSON as text only to throw it away.)
+    // Binary files: an image block for images, else an embedded blob resource.
+    let block = match (&contents.text, &contents.base64) {
+        (Some(text), _) => ContentBlock::text(text.clone()),
+        (None, Some(b64)) if meta.content_type.starts_with("image/") => {
+            ContentBlock::image(b64.clone(), meta.content_type.clone())
+        }
+        (None, b64) => ContentBlock::resource(
+            ResourceContents::blob(
+                b64.clone().unwrap_or_default(),
+                crate::mcp::server::resource_uri(&req.workspace, &req.path),
+            )
+            .with_mime_type(meta.content_type.clone()),
+        ),
+    };
+    let value = serde_json::to_value(&contents)
+        .map_err(|e| Error::Internal(format!("cannot serialise a tool result: {e}")))?;
+    let mut result = CallToolResult::success(vec![block]);
+    result.structured_content = Some(value);
     Ok(result)
 }
 
