@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod error;
 pub mod files;
 pub mod identity;
+pub mod mcp;
 pub mod oauth;
 pub mod ratelimit;
 pub mod service;

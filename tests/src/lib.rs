@@ -151,6 +151,7 @@ pub fn warrant_command() -> tokio::process::Command {
         "WARRANT_IMPORT_TIMEOUT",
         "WARRANT_STORAGE_QUOTA_BYTES",
         "WARRANT_STORAGE_QUOTA_MAX_BYTES",
+        "WARRANT_MCP_ALLOWED_ORIGINS",
     ] {
         cmd.env_remove(var);
     }

@@ -10,7 +10,7 @@ use super::{AppState, problem::ApiError};
 use crate::service::orgs::PrincipalView;
 
 /// A new agent.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAgent {
     /// The owning organisation.

@@ -66,7 +66,7 @@ pub struct ListQuery {
 }
 
 /// A move.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveBody {
     /// The current path.

@@ -11,7 +11,7 @@ use super::files::{FileView, etag_header};
 use super::{AppState, problem::ApiError};
 
 /// What to import, and where.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportBody {
     /// An `http` or `https` URL of a public address, without credentials.

@@ -10,7 +10,7 @@ use super::{AppState, problem::ApiError};
 use crate::service::locks::LockView;
 
 /// A lock to take.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLock {
     /// A file path, or a folder ending in `/` (locks everything below it).
@@ -20,7 +20,7 @@ pub struct NewLock {
 }
 
 /// A renewal.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Renewal {
     /// New lifetime from now, in seconds (1–3600).

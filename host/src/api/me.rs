@@ -30,16 +30,23 @@ pub struct Me {
     (status = 401, description = "no valid credential"),
 ))]
 pub async fn whoami(Authenticated(caller): Authenticated) -> Json<Me> {
-    Json(Me {
-        principal_id: caller.principal.id.0,
-        principal_kind: caller.principal.kind.as_str(),
-        name: caller.principal.name,
-        org_id: caller.principal.org_id.0,
-        token_id: caller.grant.credential_id,
-        scopes: caller.grant.scopes.names(),
-        workspaces: caller
-            .grant
-            .workspaces
-            .map(|ws| ws.into_iter().map(|w| w.0).collect()),
-    })
+    Json(Me::of(caller))
+}
+
+impl Me {
+    /// What a caller's credential says about it.
+    pub fn of(caller: crate::authz::Caller) -> Me {
+        Me {
+            principal_id: caller.principal.id.0,
+            principal_kind: caller.principal.kind.as_str(),
+            name: caller.principal.name,
+            org_id: caller.principal.org_id.0,
+            token_id: caller.grant.credential_id,
+            scopes: caller.grant.scopes.names(),
+            workspaces: caller
+                .grant
+                .workspaces
+                .map(|ws| ws.into_iter().map(|w| w.0).collect()),
+        }
+    }
 }

@@ -18,7 +18,19 @@ mod system;
 mod tokens;
 mod workspaces;
 
+pub(crate) use problem::problem;
 pub use problem::{ApiError, PROBLEM_JSON};
+
+/// The request bodies of the REST API, which the MCP tools take as their inputs too.
+pub(crate) mod bodies {
+    pub use super::agents::NewAgent;
+    pub use super::files::{FileView, MoveBody};
+    pub use super::imports::ImportBody;
+    pub use super::locks::{NewLock, Renewal};
+    pub use super::me::Me;
+    pub use super::policies::Rollback;
+    pub use super::workspaces::{NewWorkspace, RoleBody};
+}
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +58,8 @@ pub struct AppState {
     pub warrant: Arc<Warrant>,
     /// The externally visible base URL (issuer and resource URLs are built from it).
     pub public_url: Arc<str>,
+    /// Browser origins the MCP endpoints accept besides the public URL's own.
+    pub mcp_allowed_origins: Arc<[String]>,
 }
 
 #[derive(OpenApi)]
@@ -151,6 +165,7 @@ pub fn app(state: AppState) -> Router {
     let doc = Arc::new(doc);
     let x_request_id = HeaderName::from_static("x-request-id");
     router
+        .merge(crate::mcp::router(&state))
         .route(
             "/openapi.json",
             axum::routing::get(move || {

@@ -21,7 +21,7 @@ pub struct ModeQuery {
 }
 
 /// A rollback target.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rollback {
     /// The version to enforce again (0: the base role policies alone).

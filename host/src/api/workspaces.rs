@@ -11,7 +11,7 @@ use crate::identity::Member;
 use crate::service::workspaces::{MembershipView, WorkspaceView};
 
 /// A new workspace.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWorkspace {
     /// The owning organisation.
@@ -28,7 +28,7 @@ pub struct WorkspaceList {
 }
 
 /// A role to give.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleBody {
     /// owner | admin | editor | viewer

@@ -13,7 +13,7 @@ use crate::service::{Settings, Warrant};
 /// Structured logs on stderr; JSON when `WARRANT_LOG_FORMAT=json`; level from `RUST_LOG`.
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info,rmcp=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -100,9 +100,16 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let state = AppState {
         warrant: warrant.clone(),
         public_url: public_url.into(),
+        mcp_allowed_origins: config.mcp_allowed_origins.clone().into(),
     };
     println!("warrant listening on http://{bound}");
     tracing::info!(%bound, "listening");
+    // Small request/response exchanges (REST and MCP alike) must not wait for Nagle.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         api::app(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -138,4 +145,5 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown requested; finishing in-flight requests");
+    crate::mcp::shutdown();
 }

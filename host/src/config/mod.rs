@@ -76,6 +76,10 @@ pub struct ServeConfig {
     /// The life of an OAuth access token, in seconds (1–900).
     #[arg(long, env = "WARRANT_OAUTH_ACCESS_TOKEN_TTL", default_value_t = 900, value_parser = clap::value_parser!(i64).range(1..=900))]
     pub oauth_access_token_ttl: i64,
+    /// Browser origins allowed to call the MCP endpoints besides the public URL's own
+    /// (comma-separated, e.g. `https://app.example.com`); requests without `Origin` pass.
+    #[arg(long, env = "WARRANT_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub mcp_allowed_origins: Vec<String>,
     /// Do not create an owner on an empty database.
     #[arg(long, env = "WARRANT_NO_BOOTSTRAP")]
     pub no_bootstrap: bool,

@@ -19,7 +19,17 @@ use crate::{Error, Result};
 pub const MAX_POLICY_BYTES: usize = 256 * 1024;
 
 /// Whether a stored set is enforced or tried in shadow mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Deserialize,
+    Serialize,
+    utoipa::ToSchema,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PolicyMode {
     /// Takes effect on the next request.
@@ -87,7 +97,7 @@ pub struct ShadowReport {
 }
 
 /// A hypothetical request for the what-if endpoint.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WhatIf {
     /// The principal id (a user, agent or client of the workspace's organisation).
@@ -103,7 +113,7 @@ pub struct WhatIf {
 }
 
 /// The assumed context of a what-if request.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WhatIfContext {
     /// Scopes of the credential (default: every scope).
@@ -151,7 +161,7 @@ pub struct DecisionPage {
 }
 
 /// Filters of a decision log query, as given over the API.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams, schemars::JsonSchema)]
 pub struct DecisionQuery {
     /// At most this many (1–1000, default 50).
     pub limit: Option<i64>,

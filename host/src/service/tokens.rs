@@ -16,7 +16,7 @@ pub const MAX_TOKEN_DAYS_CAP: i64 = 366;
 const DAY: i64 = 86_400;
 
 /// What to mint.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// What the token is for ("Weekly invoice downloader").

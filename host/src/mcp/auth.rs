@@ -1,0 +1,140 @@
+//! The resource-server guard in front of every MCP endpoint: Origin validation, bearer
+//! authentication of every request (a session id is never a credential), and sessions bound
+//! to the principal that created them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::McpState;
+use crate::Error;
+use crate::api::ApiError;
+use crate::authz::Transport;
+
+/// The session header of the Streamable HTTP transport.
+pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
+
+/// The scopes a client should ask for to use the MCP server at all.
+pub(crate) const CHALLENGE_SCOPES: &str = "workspaces:read files:read";
+
+/// The bearer token of a request.
+fn bearer(headers: &HeaderMap) -> Result<&str, Error> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(Error::Unauthenticated)?
+        .to_str()
+        .map_err(|_| Error::InvalidToken("the Authorization header is not valid text"))?;
+    value
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or(Error::InvalidToken("use the Bearer scheme"))
+}
+
+/// An authentication failure with the challenge of RFC 9728 / RFC 6750: where the Protected
+/// Resource Metadata is, and which scopes to ask for.
+fn challenge(state: &McpState, err: Error) -> Response {
+    let mut response = ApiError(err).into_response();
+    let existing = response
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(r#"Bearer realm="warrant""#)
+        .to_string();
+    if response.status() == StatusCode::UNAUTHORIZED {
+        let value = format!(
+            r#"{existing}, resource_metadata="{}", scope="{CHALLENGE_SCOPES}""#,
+            state.metadata_url()
+        );
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+    }
+    response
+}
+
+fn refuse(status: StatusCode, code: &str, detail: &str) -> Response {
+    let body = serde_json::json!({
+        "type": format!("urn:warrant:problem:{code}"),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+    });
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::api::PROBLEM_JSON),
+    );
+    response
+}
+
+/// The guard: Origin, bearer, session binding; the caller goes into the request's extensions.
+pub(crate) async fn guard(
+    State(state): State<Arc<McpState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if let Some(origin) = req.headers().get(header::ORIGIN)
+        && !state.origin_allowed(origin)
+    {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this Origin may not call the MCP server (see --mcp-allowed-origins)",
+        );
+    }
+    let token = match bearer(req.headers()) {
+        Ok(t) => t,
+        Err(e) => return challenge(&state, e),
+    };
+    let client_addr = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip());
+    let caller = match state
+        .warrant
+        .authenticate(token, client_addr, Transport::Mcp)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return challenge(&state, e),
+    };
+    let principal = caller.principal.id.0.clone();
+    let session = req
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(id) = &session
+        && !state.session_belongs_to(id, &principal)
+    {
+        // Unknown and foreign sessions look the same: neither exists for this caller.
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "session_not_found",
+            "no such MCP session for this principal; initialize a new one",
+        );
+    }
+    let is_delete = req.method() == Method::DELETE;
+    req.extensions_mut().insert(caller);
+    let response = next.run(req).await;
+    match session {
+        None => {
+            if let Some(id) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
+                state.bind_session(id, principal).await;
+            }
+        }
+        Some(id) if is_delete && response.status().is_success() => state.unbind_session(&id),
+        Some(_) => {}
+    }
+    response
+}
