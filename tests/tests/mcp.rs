@@ -249,6 +249,30 @@ async fn a_pat_session_lists_and_calls_tools(backend: Backend) {
         .await
         .expect(200);
 
+    // Identity and organisation tools answer like their REST routes.
+    let token = ok(call(&client, "get_token", json!({"token_id": me["token_id"]})).await);
+    assert_eq!(token["id"], me["token_id"]);
+    let org_before = s.get(&s.owner_token, &format!("/orgs/{org}")).await.json();
+    let updated = ok(call(
+        &client,
+        "update_org",
+        json!({"org_id": org, "max_token_days": 30}),
+    )
+    .await);
+    assert_eq!(
+        updated["max_token_days"],
+        json!(30),
+        "{updated} (before: {org_before})"
+    );
+    let rest_org = s.get(&s.owner_token, &format!("/orgs/{org}")).await.json();
+    assert_eq!(rest_org["max_token_days"], json!(30));
+    let usage = ok(call(&client, "org_usage", json!({"org_id": org})).await);
+    let rest_usage = s
+        .get(&s.owner_token, &format!("/orgs/{org}/usage"))
+        .await
+        .json();
+    assert_eq!(usage, rest_usage);
+
     // The decision log records the calls with transport `mcp`.
     let log = s
         .get(
