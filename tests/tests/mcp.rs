@@ -249,6 +249,30 @@ async fn a_pat_session_lists_and_calls_tools(backend: Backend) {
         .await
         .expect(200);
 
+    // Identity and organisation tools answer like their REST routes.
+    let token = ok(call(&client, "get_token", json!({"token_id": me["token_id"]})).await);
+    assert_eq!(token["id"], me["token_id"]);
+    let org_before = s.get(&s.owner_token, &format!("/orgs/{org}")).await.json();
+    let updated = ok(call(
+        &client,
+        "update_org",
+        json!({"org_id": org, "max_token_days": 30}),
+    )
+    .await);
+    assert_eq!(
+        updated["max_token_days"],
+        json!(30),
+        "{updated} (before: {org_before})"
+    );
+    let rest_org = s.get(&s.owner_token, &format!("/orgs/{org}")).await.json();
+    assert_eq!(rest_org["max_token_days"], json!(30));
+    let usage = ok(call(&client, "org_usage", json!({"org_id": org})).await);
+    let rest_usage = s
+        .get(&s.owner_token, &format!("/orgs/{org}/usage"))
+        .await
+        .json();
+    assert_eq!(usage, rest_usage);
+
     // The decision log records the calls with transport `mcp`.
     let log = s
         .get(
@@ -826,4 +850,40 @@ async fn open_mcp_streams_do_not_hold_up_shutdown() {
     );
     drop(sse);
     drop(client);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_without_files_read_are_an_insufficient_scope_403() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let agent = s.create_agent(&s.owner_token, "lister").await;
+    let token = s.agent_token(&agent, &["workspaces:read"]).await;
+    let id = open_session(&s, &token).await;
+    let r = send(
+        mcp_post(
+            &s,
+            Some(&token),
+            r#"{"jsonrpc":"2.0","id":3,"method":"resources/list"}"#,
+        )
+        .header("mcp-session-id", &id)
+        .header("mcp-protocol-version", "2025-11-25"),
+    )
+    .await;
+    r.expect(403);
+    let challenge = r.header("www-authenticate").expect("WWW-Authenticate");
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert!(challenge.contains(r#"scope="files:read""#), "{challenge}");
+    assert!(challenge.contains("resource_metadata="), "{challenge}");
+    // The same token's other requests go through: tools/list shows what it can use.
+    let r = send(
+        mcp_post(&s, Some(&token), TOOLS_LIST)
+            .header("mcp-session-id", &id)
+            .header("mcp-protocol-version", "2025-11-25"),
+    )
+    .await;
+    r.expect(200);
+    assert!(r.text().contains("list_workspaces"), "{}", r.text());
+    assert!(!r.text().contains("read_file"), "{}", r.text());
 }

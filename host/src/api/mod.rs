@@ -28,6 +28,7 @@ pub(crate) mod bodies {
     pub use super::imports::ImportBody;
     pub use super::locks::{NewLock, Renewal};
     pub use super::me::Me;
+    pub use super::orgs::NewOrg;
     pub use super::policies::Rollback;
     pub use super::workspaces::{NewWorkspace, RoleBody};
 }

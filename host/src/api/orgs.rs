@@ -10,7 +10,7 @@ use super::{AppState, problem::ApiError};
 use crate::service::orgs::{NewUser, OrgSettings, OrgView, PrincipalView, StorageView};
 
 /// A new organisation.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrg {
     /// Display name.

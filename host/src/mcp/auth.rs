@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use super::McpState;
 use crate::Error;
 use crate::api::ApiError;
-use crate::authz::Transport;
+use crate::authz::{Scope, Transport};
 
 /// The session header of the Streamable HTTP transport.
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
@@ -73,10 +73,47 @@ fn refuse(status: StatusCode, code: &str, detail: &str) -> Response {
     response
 }
 
+/// The most of a message body read to judge it at the HTTP level.
+const MAX_PEEK_BYTES: usize = 4 * 1024 * 1024;
+
+/// True when a JSON-RPC message (or batch) calls a `resources/…` method.
+fn asks_for_resources(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Method {
+        method: Option<String>,
+    }
+    let is_resource = |m: &Method| {
+        m.method
+            .as_deref()
+            .is_some_and(|m| m.starts_with("resources/"))
+    };
+    if let Ok(one) = serde_json::from_slice::<Method>(body) {
+        return is_resource(&one);
+    }
+    serde_json::from_slice::<Vec<Method>>(body).is_ok_and(|all| all.iter().any(is_resource))
+}
+
+/// `403` with `WWW-Authenticate: Bearer error="insufficient_scope", scope="…"` (RFC 6750).
+fn insufficient_scope(state: &McpState, scope: Scope) -> Response {
+    let mut response = refuse(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        &format!("this request needs a token with the scope {scope}"),
+    );
+    let value = format!(
+        r#"Bearer realm="warrant", error="insufficient_scope", scope="{scope}", resource_metadata="{}""#,
+        state.metadata_url()
+    );
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
 /// The guard: Origin, bearer, session binding; the caller goes into the request's extensions.
 pub(crate) async fn guard(
     State(state): State<Arc<McpState>>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Response {
     if let Some(origin) = req.headers().get(header::ORIGIN)
@@ -121,6 +158,29 @@ pub(crate) async fn guard(
         );
     }
     let is_delete = req.method() == Method::DELETE;
+    // Resources are files: without `files:read` no resource request can succeed, and that is
+    // known before any tool or pipeline runs — an HTTP-level scope refusal (step-up).
+    // (Tool calls cannot be judged here; their scope refusals are tool errors.)
+    let req = if req.method() == Method::POST && !caller.grant.scopes.allows(Scope::FilesRead) {
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::to_bytes(body, MAX_PEEK_BYTES).await {
+            Ok(b) => b,
+            Err(_) => {
+                return refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the MCP message is too large",
+                );
+            }
+        };
+        if asks_for_resources(&bytes) {
+            return insufficient_scope(&state, Scope::FilesRead);
+        }
+        Request::from_parts(parts, axum::body::Body::from(bytes))
+    } else {
+        req
+    };
+    let mut req = req;
     req.extensions_mut().insert(caller);
     let response = next.run(req).await;
     match session {

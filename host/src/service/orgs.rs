@@ -58,7 +58,7 @@ impl From<&Org> for OrgView {
 }
 
 /// Organisation settings to change (absent fields stay as they are).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgSettings {
     /// The longest token lifetime, in days (1–366).
@@ -85,7 +85,7 @@ where
 }
 
 /// A user to create in an organisation.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// The organisation.

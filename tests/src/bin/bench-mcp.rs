@@ -59,10 +59,26 @@ async fn main() {
     mcp_round(&s, &ws, conc, Duration::from_secs(1), v1.clone()).await;
     mcp_round(&s, &ws, conc, Duration::from_secs(1), v2.clone()).await;
     let d = Duration::from_secs(secs);
+    let pid = s.pid();
+    let mut cpu = [(0.0f64, 0.0f64); 3];
     for _ in 0..3 {
-        rest.push(rest_round(&s, &ws, conc, d).await);
-        session.push(mcp_round(&s, &ws, conc, d, v1.clone()).await);
-        stateless.push(mcp_round(&s, &ws, conc, d, v2.clone()).await);
+        let c0 = server_cpu_secs(pid);
+        let r = rest_round(&s, &ws, conc, d).await;
+        let c1 = server_cpu_secs(pid);
+        let m1 = mcp_round(&s, &ws, conc, d, v1.clone()).await;
+        let c2 = server_cpu_secs(pid);
+        let m2 = mcp_round(&s, &ws, conc, d, v2.clone()).await;
+        let c3 = server_cpu_secs(pid);
+        for (i, (rate, spent)) in [(r, c1 - c0), (m1, c2 - c1), (m2, c3 - c2)]
+            .into_iter()
+            .enumerate()
+        {
+            cpu[i].0 += spent;
+            cpu[i].1 += rate * d.as_secs_f64();
+        }
+        rest.push(r);
+        session.push(m1);
+        stateless.push(m2);
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (r, m1, m2) = (mean(&rest), mean(&session), mean(&stateless));
@@ -75,6 +91,28 @@ async fn main() {
         "MCP tools/call read_file, 2026-07-28:   {m2:>8.0} req/s  (rounds: {stateless:.0?})  {:.1} % of REST",
         100.0 * m2 / r
     );
+    // The server's own CPU per request (the client shares the machine; this isolates the
+    // server). Session rounds include their handshakes.
+    let per = |(spent, n): (f64, f64)| 1e6 * spent / n;
+    println!(
+        "server CPU per request: REST {:.0} µs, MCP 2025-11-25 {:.0} µs, MCP 2026-07-28 {:.0} µs",
+        per(cpu[0]),
+        per(cpu[1]),
+        per(cpu[2])
+    );
+}
+
+/// User + system CPU seconds the process has used so far (Linux `/proc`).
+fn server_cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0 // USER_HZ
 }
 
 async fn rest_round(s: &TestServer, ws: &str, conc: usize, d: Duration) -> f64 {

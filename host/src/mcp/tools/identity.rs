@@ -5,9 +5,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Kind, ToolSpec, add, done, structured};
-use crate::api::bodies::{Me, NewAgent};
+use crate::api::bodies::{Me, NewAgent, NewOrg};
 use crate::authz::Scope;
 use crate::service::NewToken;
+use crate::service::orgs::{NewUser, OrgSettings};
 
 /// No input.
 #[derive(Deserialize, JsonSchema)]
@@ -35,6 +36,15 @@ pub(crate) struct AgentId {
 pub(crate) struct OrgId {
     /// The organisation's id (`org_…`); `whoami` tells the caller's own.
     pub org_id: String,
+}
+
+/// Organisation settings to change.
+#[derive(Deserialize, JsonSchema)]
+pub(crate) struct UpdateOrg {
+    /// The organisation's id.
+    pub org_id: String,
+    #[serde(flatten)]
+    pub settings: OrgSettings,
 }
 
 pub(super) fn register(tools: &mut Vec<ToolSpec>) {
@@ -67,6 +77,14 @@ pub(super) fn register(tools: &mut Vec<ToolSpec>) {
         Some(Scope::TokensWrite),
         Kind::Write,
         |w, caller, req: NewToken| async move { structured(&w.create_token(&caller, req).await?) },
+    );
+    add(
+        tools,
+        "get_token",
+        "One of the caller's tokens by id (never its secret).",
+        Some(Scope::TokensWrite),
+        Kind::Read,
+        |w, caller, req: TokenId| async move { structured(&w.get_token(&caller, &req.token_id).await?) },
     );
     add(
         tools,
@@ -134,5 +152,33 @@ pub(super) fn register(tools: &mut Vec<ToolSpec>) {
         Some(Scope::WorkspacesRead),
         Kind::Read,
         |w, caller, req: OrgId| async move { structured(&w.org_usage(&caller, &req.org_id).await?) },
+    );
+    add(
+        tools,
+        "create_org",
+        "Founds a new organisation; the caller becomes its owner.",
+        Some(Scope::OrgAdmin),
+        Kind::Write,
+        |w, caller, req: NewOrg| async move { structured(&w.create_org(&caller, &req.name).await?) },
+    );
+    add(
+        tools,
+        "update_org",
+        "Changes an organisation's settings (owners and admins): token lifetime cap, tenant \
+         permits, rate limit, storage quota. Absent fields stay as they are.",
+        Some(Scope::OrgAdmin),
+        Kind::Idempotent,
+        |w, caller, req: UpdateOrg| async move {
+            structured(&w.update_org(&caller, &req.org_id, req.settings).await?)
+        },
+    );
+    add(
+        tools,
+        "create_user",
+        "Creates a user (a person) in an organisation, optionally with an initial password and \
+         an organisation role (admin or member).",
+        Some(Scope::OrgAdmin),
+        Kind::Write,
+        |w, caller, req: NewUser| async move { structured(&w.create_user(&caller, req).await?) },
     );
 }
