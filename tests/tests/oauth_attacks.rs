@@ -505,3 +505,69 @@ async fn tokens_in_query_strings_are_never_accepted() {
         assert_eq!(r.status(), 400, "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_registration_refuses_secrets_and_unsafe_redirects() {
+    let srv = TestServer::start(Backend::Sqlite).await;
+    let register = |body: Value| {
+        let (http, url) = (srv.client.clone(), srv.root_url("/oauth/register"));
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for (body, error) in [
+        (
+            json!({"redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "client_secret_basic"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": ["http://evil.example/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["javascript:alert(1)"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["https://app.example/cb#frag"]}),
+            "invalid_redirect_uri",
+        ),
+        (json!({"redirect_uris": []}), "invalid_redirect_uri"),
+        (
+            json!({"redirect_uris": ["https://app.example/cb"], "grant_types": ["client_credentials"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": ["https://app.example/cb"], "grant_types": ["implicit"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": ["https://app.example/cb"], "scope": "everything"}),
+            "invalid_client_metadata",
+        ),
+    ] {
+        let (status, answer) = register(body.clone()).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some(error)),
+            "{body} -> {answer}"
+        );
+    }
+    // A dynamically registered client cannot use client credentials: it has no secret.
+    let (status, reg) = register(json!({"redirect_uris": ["https://app.example/cb"]})).await;
+    assert_eq!(status, 201);
+    let id = reg["client_id"].as_str().unwrap();
+    let (status, body) = token_post(
+        &srv,
+        &[("grant_type", "client_credentials"), ("client_id", id)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client")),
+        "{body}"
+    );
+}

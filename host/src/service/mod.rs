@@ -104,6 +104,8 @@ impl Warrant {
     /// Opens the database (running migrations); blobs live under `data_dir`.
     pub async fn open(database_url: &str, data_dir: &Path, settings: Settings) -> Result<Self> {
         let store = Store::open(database_url).await?;
+        // The database holds the OAuth signing keys: only the server's user may read it.
+        oauth::restrict_sqlite_file(database_url);
         let blobs = BlobStore::new(data_dir);
         let mut plugin_settings = settings.plugins.clone();
         if plugin_settings.cache_dir.is_none() {

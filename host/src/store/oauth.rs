@@ -762,3 +762,19 @@ pub async fn list_dynamic_clients<'c>(
     .map(client_from_row)
     .collect()
 }
+
+/// Forgets expired sign-in sessions and authorization codes older than a day.
+pub async fn prune_expired<'c, E>(db: E, now: i64) -> Result<(), sqlx::Error>
+where
+    E: AnyExecutor<'c> + Copy,
+{
+    sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+        .bind(now)
+        .execute(db)
+        .await?;
+    sqlx::query("DELETE FROM oauth_codes WHERE expires_at <= $1")
+        .bind(now - 86_400)
+        .execute(db)
+        .await?;
+    Ok(())
+}

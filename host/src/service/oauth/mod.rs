@@ -97,6 +97,7 @@ impl OAuthState {
         if now - self.last_sync.swap(now, Ordering::Relaxed) >= 60 {
             self.deny.prune(now);
             store::oauth::prune_revocations(store.pool(), now).await?;
+            store::oauth::prune_expired(store.pool(), now).await?;
         }
         Ok(())
     }
@@ -119,6 +120,32 @@ impl OAuthState {
     /// The issuer (the public URL); set once when the server knows its address.
     pub fn issuer(&self) -> &str {
         self.issuer.get().map_or("", String::as_str)
+    }
+}
+
+/// Makes a SQLite database file (which holds the OAuth signing keys) readable and writable by
+/// the server's user only.
+pub(crate) fn restrict_sqlite_file(database_url: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(rest) = database_url.strip_prefix("sqlite:") else {
+            return;
+        };
+        let rest = rest.trim_start_matches("//");
+        let path = rest.split('?').next().unwrap_or(rest);
+        if path.is_empty() || path == ":memory:" {
+            return;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{path}{suffix}");
+            if std::path::Path::new(&file).is_file()
+                && let Err(e) =
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(file, error = %e, "could not make the database readable by the server's user only");
+            }
+        }
     }
 }
 
@@ -339,4 +366,95 @@ fn verified(claims: AccessClaims, principal: Principal, now: i64) -> Result<Veri
         workspaces,
         until,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::Settings;
+    use crate::service::oauth::NewClient;
+
+    async fn open(dir: &std::path::Path) -> Warrant {
+        let url = format!("sqlite://{}/w.db", dir.display());
+        let w = Warrant::open(&url, dir, Settings::default()).await.unwrap();
+        w.set_public_url("https://w.example");
+        w
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn revocations_and_keys_survive_a_restart_and_the_file_is_private() {
+        let dir = std::env::temp_dir().join(crate::identity::new_id("oauth-test"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (token, auth_id, auth_secret) = {
+            let w = open(&dir).await;
+            let owner = w.bootstrap("o@example.com", None, "Org").await.unwrap();
+            let caller = w
+                .authenticate(&owner.token, None, Transport::Rest)
+                .await
+                .unwrap();
+            let c = w
+                .create_client(
+                    &caller,
+                    NewClient {
+                        org_id: None,
+                        name: "svc".into(),
+                        client_type: None,
+                        redirect_uris: vec![],
+                        grant_types: None,
+                        scopes: vec!["files:read".into()],
+                        workspaces: None,
+                        principal_id: None,
+                    },
+                )
+                .await
+                .unwrap();
+            let auth = ClientAuth {
+                client_id: Some(c.client_id.clone()),
+                secret: c.client_secret.clone(),
+                basic: true,
+            };
+            let form = vec![("grant_type".to_string(), "client_credentials".to_string())];
+            let revoked = w.token(&auth, &form, None).await.unwrap().access_token;
+            let kept = w.token(&auth, &form, None).await.unwrap().access_token;
+            w.authenticate(&revoked, None, Transport::Rest)
+                .await
+                .unwrap();
+            let form = vec![("token".to_string(), revoked.clone())];
+            w.revoke(&auth, &form, None).await.unwrap();
+            assert!(matches!(
+                w.authenticate(&revoked, None, Transport::Rest).await,
+                Err(Error::InvalidToken(_))
+            ));
+            w.shutdown().await;
+            (vec![revoked, kept], auth.client_id, auth.secret)
+        };
+        let w = open(&dir).await;
+        assert!(matches!(
+            w.authenticate(&token[0], None, Transport::Rest).await,
+            Err(Error::InvalidToken(_))
+        ));
+        // The same key verifies the other token after the restart, but not for MCP.
+        let caller = w
+            .authenticate(&token[1], None, Transport::Rest)
+            .await
+            .unwrap();
+        assert_eq!(caller.grant.kind, CredentialKind::OAuth);
+        assert!(
+            w.authenticate(&token[1], None, Transport::Mcp)
+                .await
+                .is_err()
+        );
+        assert!(auth_id.is_some() && auth_secret.is_some());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("w.db"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        w.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
