@@ -1361,6 +1361,54 @@ where
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Plugins
+
+/// The plugin deadline given to test servers that run plugins: the server under test is a
+/// debug build on a busy 2-core machine, so the 5 ms production default would fail honest
+/// plugins.
+pub const TEST_PLUGIN_DEADLINE_MS: &str = "250";
+
+/// A plugin component built from `plugins/` for wasm32-wasip2 (`./scripts/test` builds them).
+pub fn plugin_component(crate_name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/target/wasm32-wasip2/release")
+        .join(format!("{}.wasm", crate_name.replace('-', "_")));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the plugins first (./scripts/test does)",
+            path.display()
+        )
+    })
+}
+
+impl TestServer {
+    /// A server whose plugin deadline suits a debug build ([`TEST_PLUGIN_DEADLINE_MS`]).
+    pub async fn start_for_plugins(backend: Backend) -> TestServer {
+        Self::start_opts(
+            backend,
+            ServerOptions {
+                env: vec![(
+                    "WARRANT_PLUGIN_DEADLINE_MS".into(),
+                    TEST_PLUGIN_DEADLINE_MS.into(),
+                )],
+                ..ServerOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// `POST /plugins?name=N` with a component's bytes.
+    pub async fn upload_plugin(&self, token: &str, name: &str, bytes: Vec<u8>) -> Reply {
+        send(
+            self.req(Method::POST, &format!("/plugins?name={name}"), Some(token))
+                .header("content-type", "application/wasm")
+                .body(bytes),
+        )
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,10 +18,14 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use warrant_e2e::*;
 
+#[path = "oauth_support/mod.rs"]
+mod oauth_support;
+
 both_backends!(
     a_pat_session_lists_and_calls_tools,
     an_agent_token_sees_and_uses_only_what_it_may,
     a_policy_refusal_is_a_tool_error_naming_the_policy,
+    a_plugin_refusal_is_a_tool_error_naming_the_plugin,
     locks_work_over_mcp,
 );
 
@@ -443,6 +447,81 @@ async fn a_policy_refusal_is_a_tool_error_naming_the_policy(backend: Backend) {
         .await
         .expect(200);
     client.cancel().await.ok();
+}
+
+async fn a_plugin_refusal_is_a_tool_error_naming_the_plugin(backend: Backend) {
+    let s = TestServer::start_for_plugins(backend).await;
+    let ws = s.create_workspace(&s.owner_token, "guarded").await;
+    let agent = s.create_agent(&s.owner_token, "drafter").await;
+    s.add_member(&s.owner_token, &ws, &agent, "editor").await;
+    let token = s.agent_token(&agent, &["files:read", "files:write"]).await;
+    let plugin = s
+        .upload_plugin(&s.owner_token, "path-guard", plugin_component("path-guard"))
+        .await
+        .expect_json(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The owner attaches it over MCP; the agent cannot even see the plugin tools.
+    let admin = connect(&s, &s.owner_token).await;
+    let attached = ok(call(
+        &admin,
+        "attach_plugin",
+        json!({"workspace": ws, "plugin_id": plugin,
+               "config": {"rules": [{"kinds": ["agent"], "paths": ["drafts/**"], "access": "read-write"}]}}),
+    )
+    .await);
+    assert_eq!(attached["mode"], json!("enforce"));
+    let listed = ok(call(&admin, "workspace_plugins", json!({"workspace": ws})).await);
+    assert_eq!(listed["plugins"][0]["name"], json!("path-guard"));
+    let (text, _) = refused(
+        call(
+            &admin,
+            "attach_plugin",
+            json!({"workspace": ws, "plugin_id": plugin, "config": {"rules": []}}),
+        )
+        .await,
+    );
+    assert!(text.contains("at least one rule"), "{text}");
+
+    let client = connect(&s, &token).await;
+    let names = tool_names(&client).await;
+    assert!(!names.contains(&"attach_plugin".to_string()), "{names:?}");
+    ok(call(
+        &client,
+        "write_file",
+        json!({"workspace": ws, "path": "drafts/a.md", "text": "fine"}),
+    )
+    .await);
+    let (text, body) = refused(
+        call(
+            &client,
+            "write_file",
+            json!({"workspace": ws, "path": "secret/a.md", "text": "no"}),
+        )
+        .await,
+    );
+    assert!(text.contains("plugin"), "{text}");
+    assert!(text.contains("path-guard"), "{text}");
+    assert_eq!(body["layer"], json!("plugin"));
+    assert_eq!(body["plugin"]["name"], json!("path-guard"));
+
+    // Detached over MCP: the very next call goes through.
+    ok(call(
+        &admin,
+        "detach_plugin",
+        json!({"workspace": ws, "plugin_id": plugin}),
+    )
+    .await);
+    ok(call(
+        &client,
+        "write_file",
+        json!({"workspace": ws, "path": "secret/a.md", "text": "now fine"}),
+    )
+    .await);
+    client.cancel().await.ok();
+    admin.cancel().await.ok();
 }
 
 async fn locks_work_over_mcp(backend: Backend) {
@@ -886,4 +965,53 @@ async fn resources_without_files_read_are_an_insufficient_scope_403() {
     r.expect(200);
     assert!(r.text().contains("list_workspaces"), "{}", r.text());
     assert!(!r.text().contains("read_file"), "{}", r.text());
+}
+
+/// OAuth access tokens are audience-bound: one minted for the REST API is refused at /mcp
+/// (no token passthrough), one minted for the MCP resource works there and not on REST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_for_another_audience_is_refused() {
+    use oauth_support::{REDIRECT, http, oauth_client, register};
+    use oauth2::TokenResponse;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let c = register(&s, json!({"name": "Aud", "scopes": ["workspaces:read"]})).await;
+    let client = oauth_client(
+        &s,
+        c["client_id"].as_str().unwrap(),
+        c["client_secret"].as_str(),
+        REDIRECT,
+    )
+    .await;
+    let token_for = |resource: String| {
+        let client = &client;
+        async move {
+            client
+                .exchange_client_credentials()
+                .add_extra_param("resource", resource)
+                .request_async(&http())
+                .await
+                .unwrap()
+                .access_token()
+                .secret()
+                .clone()
+        }
+    };
+    let rest = token_for(s.base.clone()).await;
+    let mcp = token_for(format!("{}/mcp", s.base)).await;
+
+    let r = send(mcp_post(&s, Some(&rest), INIT)).await;
+    r.expect(401);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("invalid_token"),
+        "{:?}",
+        r.header("www-authenticate")
+    );
+    let session = connect(&s, &mcp).await;
+    let me = ok(call(&session, "whoami", json!({})).await);
+    assert_eq!(me["principal_kind"], json!("client"), "{me}");
+    session.cancel().await.ok();
+    s.get(&mcp, "/me").await.expect(401);
+    s.get(&rest, "/me").await.expect(200);
 }

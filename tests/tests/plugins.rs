@@ -29,41 +29,17 @@ async fn hostile_plugins_are_refused_or_fail_closed_and_the_server_stays_healthy
     hostile_suite(Backend::Sqlite).await
 }
 
-/// Deadline for plugin evaluations in these tests: the server under test is a debug build on
-/// a busy 2-core machine, so the 5 ms production default would fail honest plugins.
-const DEADLINE_MS: &str = "250";
-
 /// A built plugin component.
 fn wasm(crate_name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/target/wasm32-wasip2/release")
-        .join(format!("{}.wasm", crate_name.replace('-', "_")));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; build the plugins first (./scripts/test does)",
-            path.display()
-        )
-    })
+    plugin_component(crate_name)
 }
 
 async fn start(backend: Backend) -> TestServer {
-    TestServer::start_opts(
-        backend,
-        ServerOptions {
-            env: vec![("WARRANT_PLUGIN_DEADLINE_MS".into(), DEADLINE_MS.into())],
-            ..ServerOptions::default()
-        },
-    )
-    .await
+    TestServer::start_for_plugins(backend).await
 }
 
 async fn upload(s: &TestServer, token: &str, name: &str, bytes: Vec<u8>) -> Reply {
-    send(
-        s.req(Method::POST, &format!("/plugins?name={name}"), Some(token))
-            .header("content-type", "application/wasm")
-            .body(bytes),
-    )
-    .await
+    s.upload_plugin(token, name, bytes).await
 }
 
 /// Uploads as the owner, expecting success; returns the plugin id.

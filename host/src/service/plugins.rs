@@ -65,7 +65,7 @@ pub struct PluginView {
 }
 
 /// How to attach a plugin to a workspace.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachRequest {
     /// The plugin's configuration for this workspace (checked by its `configure`).

@@ -6,6 +6,7 @@
 pub(crate) mod files;
 mod identity;
 mod locks;
+mod plugins;
 mod policies;
 mod workspaces;
 
@@ -53,6 +54,7 @@ impl Catalogue {
         files::register(&mut tools);
         locks::register(&mut tools);
         policies::register(&mut tools);
+        plugins::register(&mut tools);
         let by_name = tools
             .iter()
             .enumerate()
