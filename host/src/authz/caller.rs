@@ -86,3 +86,66 @@ pub struct Caller {
     /// Where the request came in.
     pub transport: Transport,
 }
+
+/// What a hypothetical request assumes about its credential and circumstances: the what-if
+/// endpoint and the policy fixtures both describe callers this way, as text.
+#[derive(Debug, Clone)]
+pub struct Assumed {
+    /// The credential's scopes (default: every scope).
+    pub scopes: ScopeSet,
+    /// pat | oauth | session (default pat).
+    pub kind: CredentialKind,
+    /// rest | mcp (default rest).
+    pub transport: Transport,
+    /// The client's address.
+    pub client_addr: Option<IpAddr>,
+    /// The time of the request (default now).
+    pub at: std::time::SystemTime,
+}
+
+impl Assumed {
+    /// Parses the textual assumptions; the error names the bad value.
+    pub fn parse(
+        scopes: Option<&[String]>,
+        token_kind: Option<&str>,
+        transport: Option<&str>,
+        client_ip: Option<&str>,
+        time: Option<&str>,
+    ) -> Result<Assumed, String> {
+        let scopes = match scopes {
+            Some(names) => ScopeSet::parse(names.iter().map(String::as_str))
+                .map_err(|s| format!("unknown scope `{s}`"))?,
+            None => ScopeSet::all(),
+        };
+        let kind = match token_kind.unwrap_or("pat") {
+            "pat" => CredentialKind::Pat,
+            "oauth" => CredentialKind::OAuth,
+            "session" => CredentialKind::Session,
+            other => return Err(format!("unknown token_kind `{other}`")),
+        };
+        let transport = match transport.unwrap_or("rest") {
+            "rest" => Transport::Rest,
+            "mcp" => Transport::Mcp,
+            other => return Err(format!("unknown transport `{other}`")),
+        };
+        let client_addr = client_ip
+            .map(|ip| {
+                ip.parse()
+                    .map_err(|_| format!("`{ip}` is not an IP address"))
+            })
+            .transpose()?;
+        let at = match time {
+            Some(t) => {
+                humantime::parse_rfc3339(t).map_err(|_| format!("`{t}` is not an RFC 3339 time"))?
+            }
+            None => std::time::SystemTime::now(),
+        };
+        Ok(Assumed {
+            scopes,
+            kind,
+            transport,
+            client_addr,
+            at,
+        })
+    }
+}

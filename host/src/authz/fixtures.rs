@@ -4,13 +4,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use serde::Deserialize;
 
 use super::{
-    Action, Authz, Caller, CredentialKind, Decision, Grant, ResourceFacts, ScopeSet, Target,
-    Transport, WorkspacePolicies,
+    Action, Assumed, Authz, Caller, Decision, Grant, ResourceFacts, Target, WorkspacePolicies,
 };
 use crate::identity::{OrgId, Principal, PrincipalId, PrincipalKind, Role, WorkspaceId};
 
@@ -140,36 +138,19 @@ fn evaluate(authz: &Authz, policies: &WorkspacePolicies, f: &Fixture) -> Result<
         .into_iter()
         .find(|a| a.cedar_id() == f.action)
         .ok_or_else(|| format!("unknown action `{}`", f.action))?;
-    let scopes = match &f.scopes {
-        Some(s) => ScopeSet::parse(s.iter().map(String::as_str))
-            .map_err(|s| format!("unknown scope `{s}`"))?,
-        None => ScopeSet::all(),
-    };
-    let token_kind = match f.token_kind.as_deref().unwrap_or("pat") {
-        "pat" => CredentialKind::Pat,
-        "oauth" => CredentialKind::OAuth,
-        "session" => CredentialKind::Session,
-        other => return Err(format!("unknown token_kind `{other}`")),
-    };
-    let transport = match f.transport.as_deref().unwrap_or("rest") {
-        "rest" => Transport::Rest,
-        "mcp" => Transport::Mcp,
-        other => return Err(format!("unknown transport `{other}`")),
-    };
-    let client_addr = f
-        .client_ip
-        .as_deref()
-        .map(|ip| {
-            ip.parse()
-                .map_err(|_| format!("`{ip}` is not an IP address"))
-        })
-        .transpose()?;
-    let at = match &f.time {
-        Some(t) => {
-            humantime::parse_rfc3339(t).map_err(|_| format!("`{t}` is not an RFC 3339 time"))?
-        }
-        None => SystemTime::now(),
-    };
+    let Assumed {
+        scopes,
+        kind: token_kind,
+        transport,
+        client_addr,
+        at,
+    } = Assumed::parse(
+        f.scopes.as_deref(),
+        f.token_kind.as_deref(),
+        f.transport.as_deref(),
+        f.client_ip.as_deref(),
+        f.time.as_deref(),
+    )?;
     let caller = Caller {
         principal: Principal {
             id: PrincipalId(format!("{}_fixture", kind.as_str())),

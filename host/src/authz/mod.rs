@@ -9,13 +9,15 @@ pub mod cedar;
 mod decision;
 pub mod decision_log;
 pub mod fixtures;
+mod mode;
 pub mod plugins;
 pub mod policy_cache;
 mod scope;
 
 pub use action::Action;
-pub use caller::{Caller, CredentialKind, Grant, Transport};
+pub use caller::{Assumed, Caller, CredentialKind, Grant, Transport};
 pub use decision::{Decision, Layer, ShadowOutcome};
+pub use mode::Mode;
 pub use scope::{Scope, ScopeSet};
 
 use std::sync::Arc;

@@ -1,15 +1,10 @@
 //! Tenant Cedar policies: store (validated, versioned, atomic), read, roll back, try in shadow
 //! mode, ask what-if, and read the decision log.
 
-use std::net::IpAddr;
-use std::time::SystemTime;
-
 use serde::{Deserialize, Serialize};
 
 use super::{Warrant, rfc3339};
-use crate::authz::{
-    Action, Caller, CredentialKind, Explanation, Grant, ResourceFacts, ScopeSet, Target, Transport,
-};
+use crate::authz::{Action, Assumed, Caller, Explanation, Grant, ResourceFacts, Target};
 use crate::identity::{PrincipalId, WorkspaceId};
 use crate::store::decisions::{DecisionFilter, DecisionRecord, DisagreementCount};
 use crate::store::{self};
@@ -19,24 +14,7 @@ use crate::{Error, Result};
 pub const MAX_POLICY_BYTES: usize = 256 * 1024;
 
 /// Whether a stored set is enforced or tried in shadow mode.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Deserialize,
-    Serialize,
-    utoipa::ToSchema,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicyMode {
-    /// Takes effect on the next request.
-    Enforce,
-    /// Evaluated beside the enforced set and logged, never enforced.
-    Shadow,
-}
+pub use crate::authz::Mode as PolicyMode;
 
 /// The state of a workspace's policies after a change.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -189,13 +167,7 @@ impl Warrant {
     ) -> Result<PolicyState> {
         let ws = WorkspaceId(ws.to_string());
         let access = self
-            .workspace_access(
-                caller,
-                &ws,
-                Action::ManagePolicies,
-                None,
-                &ResourceFacts::default(),
-            )
+            .workspace_admin(caller, ws.as_str(), Action::ManagePolicies)
             .await?;
         if source.len() > MAX_POLICY_BYTES {
             return Err(Error::PayloadTooLarge {
@@ -287,13 +259,7 @@ impl Warrant {
     pub async fn get_policies(&self, caller: &Caller, ws: &str) -> Result<PolicyText> {
         let ws = WorkspaceId(ws.to_string());
         let w = self
-            .workspace_access(
-                caller,
-                &ws,
-                Action::ReadPolicies,
-                None,
-                &ResourceFacts::default(),
-            )
+            .workspace_admin(caller, ws.as_str(), Action::ReadPolicies)
             .await?
             .workspace;
         let source = match w.policy_version {
@@ -314,13 +280,7 @@ impl Warrant {
     pub async fn policy_versions(&self, caller: &Caller, ws: &str) -> Result<Vec<VersionView>> {
         let ws = WorkspaceId(ws.to_string());
         let w = self
-            .workspace_access(
-                caller,
-                &ws,
-                Action::ReadPolicies,
-                None,
-                &ResourceFacts::default(),
-            )
+            .workspace_admin(caller, ws.as_str(), Action::ReadPolicies)
             .await?
             .workspace;
         let versions = store::policies::list(self.store.pool(), &ws).await?;
@@ -346,14 +306,8 @@ impl Warrant {
         version: i64,
     ) -> Result<PolicyState> {
         let ws = WorkspaceId(ws.to_string());
-        self.workspace_access(
-            caller,
-            &ws,
-            Action::ManagePolicies,
-            None,
-            &ResourceFacts::default(),
-        )
-        .await?;
+        self.workspace_admin(caller, ws.as_str(), Action::ManagePolicies)
+            .await?;
         if version == 0 {
             store::policies::set_enforced(self.store.pool(), &ws, None).await?;
             self.audit(
@@ -381,13 +335,7 @@ impl Warrant {
     pub async fn promote_shadow(&self, caller: &Caller, ws: &str) -> Result<PolicyState> {
         let ws = WorkspaceId(ws.to_string());
         let w = self
-            .workspace_access(
-                caller,
-                &ws,
-                Action::ManagePolicies,
-                None,
-                &ResourceFacts::default(),
-            )
+            .workspace_admin(caller, ws.as_str(), Action::ManagePolicies)
             .await?
             .workspace;
         let candidate = w
@@ -411,13 +359,7 @@ impl Warrant {
     pub async fn discard_shadow(&self, caller: &Caller, ws: &str) -> Result<PolicyState> {
         let ws = WorkspaceId(ws.to_string());
         let w = self
-            .workspace_access(
-                caller,
-                &ws,
-                Action::ManagePolicies,
-                None,
-                &ResourceFacts::default(),
-            )
+            .workspace_admin(caller, ws.as_str(), Action::ManagePolicies)
             .await?
             .workspace;
         let candidate = w
@@ -438,13 +380,7 @@ impl Warrant {
     pub async fn shadow_report(&self, caller: &Caller, ws: &str) -> Result<ShadowReport> {
         let ws = WorkspaceId(ws.to_string());
         let w = self
-            .workspace_access(
-                caller,
-                &ws,
-                Action::ReadPolicies,
-                None,
-                &ResourceFacts::default(),
-            )
+            .workspace_admin(caller, ws.as_str(), Action::ReadPolicies)
             .await?
             .workspace;
         let Some(candidate) = w.shadow_version else {
@@ -481,13 +417,7 @@ impl Warrant {
     pub async fn what_if(&self, caller: &Caller, ws: &str, req: WhatIf) -> Result<WhatIfAnswer> {
         let ws = WorkspaceId(ws.to_string());
         let w = self
-            .workspace_access(
-                caller,
-                &ws,
-                Action::ReadPolicies,
-                None,
-                &ResourceFacts::default(),
-            )
+            .workspace_admin(caller, ws.as_str(), Action::ReadPolicies)
             .await?
             .workspace;
         let action = Action::ALL
@@ -506,38 +436,20 @@ impl Warrant {
         }
         let role = store::workspaces::member_role(self.store.pool(), &ws, &principal.id).await?;
         let ctx = req.context;
-        let scopes = match ctx.scopes {
-            Some(names) => ScopeSet::parse(names.iter().map(String::as_str))
-                .map_err(|s| Error::Unprocessable(format!("unknown scope `{s}`")))?,
-            None => ScopeSet::all(),
-        };
-        let kind = match ctx.token_kind.as_deref().unwrap_or("pat") {
-            "pat" => CredentialKind::Pat,
-            "oauth" => CredentialKind::OAuth,
-            "session" => CredentialKind::Session,
-            other => {
-                return Err(Error::Unprocessable(format!(
-                    "unknown token_kind `{other}`"
-                )));
-            }
-        };
-        let transport = match ctx.transport.as_deref().unwrap_or("rest") {
-            "rest" => Transport::Rest,
-            "mcp" => Transport::Mcp,
-            other => return Err(Error::Unprocessable(format!("unknown transport `{other}`"))),
-        };
-        let client_addr = ctx
-            .client_ip
-            .map(|ip| {
-                ip.parse::<IpAddr>()
-                    .map_err(|_| Error::Unprocessable(format!("`{ip}` is not an IP address")))
-            })
-            .transpose()?;
-        let at = match ctx.time {
-            Some(t) => humantime::parse_rfc3339(&t)
-                .map_err(|_| Error::Unprocessable(format!("`{t}` is not an RFC 3339 time")))?,
-            None => SystemTime::now(),
-        };
+        let Assumed {
+            scopes,
+            kind,
+            transport,
+            client_addr,
+            at,
+        } = Assumed::parse(
+            ctx.scopes.as_deref(),
+            ctx.token_kind.as_deref(),
+            ctx.transport.as_deref(),
+            ctx.client_ip.as_deref(),
+            ctx.time.as_deref(),
+        )
+        .map_err(Error::Unprocessable)?;
         let path = req.resource.as_str();
         if !path.is_empty() {
             if path.ends_with('/') {
@@ -598,14 +510,8 @@ impl Warrant {
         q: DecisionQuery,
     ) -> Result<DecisionPage> {
         let ws = WorkspaceId(ws.to_string());
-        self.workspace_access(
-            caller,
-            &ws,
-            Action::ReadPolicies,
-            None,
-            &ResourceFacts::default(),
-        )
-        .await?;
+        self.workspace_admin(caller, ws.as_str(), Action::ReadPolicies)
+            .await?;
         let limit = q.limit.unwrap_or(50);
         if !(1..=1000).contains(&limit) {
             return Err(Error::Unprocessable(

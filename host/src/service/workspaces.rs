@@ -178,13 +178,7 @@ impl Warrant {
         let ws = WorkspaceId(ws.to_string());
         let principal = PrincipalId(principal.to_string());
         let w = self
-            .workspace_access(
-                caller,
-                &ws,
-                Action::ManageMembers,
-                None,
-                &ResourceFacts::default(),
-            )
+            .workspace_admin(caller, ws.as_str(), Action::ManageMembers)
             .await?
             .workspace;
         if store::orgs::member_role(self.store.pool(), &w.org_id, &principal)
@@ -216,13 +210,7 @@ impl Warrant {
         let ws = WorkspaceId(ws.to_string());
         let principal = PrincipalId(principal.to_string());
         let w = self
-            .workspace_access(
-                caller,
-                &ws,
-                Action::ManageMembers,
-                None,
-                &ResourceFacts::default(),
-            )
+            .workspace_admin(caller, ws.as_str(), Action::ManageMembers)
             .await?
             .workspace;
         let current = store::workspaces::member_role(self.store.pool(), &ws, &principal)

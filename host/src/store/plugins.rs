@@ -55,7 +55,23 @@ pub async fn find_by_name<'c>(
     org: &OrgId,
     name: &str,
 ) -> Result<Option<(String, i64)>, sqlx::Error> {
-    sqlx::query("SELECT id, latest_version FROM plugins WHERE org_id = $1 AND name = $2")
+    id_and_version(
+        db,
+        "SELECT id, latest_version FROM plugins WHERE org_id = $1 AND name = $2",
+        org,
+        name,
+    )
+    .await
+}
+
+/// Runs a statement over (org, name) that yields at most one `id, latest_version` row.
+async fn id_and_version<'c>(
+    db: impl AnyExecutor<'c>,
+    sql: &'static str,
+    org: &OrgId,
+    name: &str,
+) -> Result<Option<(String, i64)>, sqlx::Error> {
+    sqlx::query(sql)
         .bind(org.as_str())
         .bind(name)
         .fetch_optional(db)
@@ -123,13 +139,13 @@ pub async fn take_next_version<'c>(
     org: &OrgId,
     name: &str,
 ) -> Result<Option<(String, i64)>, sqlx::Error> {
-    sqlx::query("UPDATE plugins SET latest_version = latest_version + 1 WHERE org_id = $1 AND name = $2 RETURNING id, latest_version")
-        .bind(org.as_str())
-        .bind(name)
-        .fetch_optional(db)
-        .await?
-        .map(|r| Ok((r.try_get("id")?, r.try_get("latest_version")?)))
-        .transpose()
+    id_and_version(
+        db,
+        "UPDATE plugins SET latest_version = latest_version + 1 WHERE org_id = $1 AND name = $2 RETURNING id, latest_version",
+        org,
+        name,
+    )
+    .await
 }
 
 /// Makes every workspace running the plugin reload its plugin list.

@@ -96,43 +96,7 @@ pub struct PluginStats {
 }
 
 /// Whether a plugin's deny refuses requests.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    serde::Deserialize,
-    utoipa::ToSchema,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum PluginMode {
-    /// A deny refuses the request.
-    Enforce,
-    /// Evaluated and logged, never enforced.
-    Shadow,
-}
-
-impl PluginMode {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PluginMode::Enforce => "enforce",
-            PluginMode::Shadow => "shadow",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "enforce" => Some(PluginMode::Enforce),
-            "shadow" => Some(PluginMode::Shadow),
-            _ => None,
-        }
-    }
-}
+pub use super::Mode as PluginMode;
 
 /// A plugin attached to a workspace, as the pipeline runs it.
 #[derive(Clone)]
