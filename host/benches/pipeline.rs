@@ -194,6 +194,7 @@ fn benches(c: &mut Criterion) {
         time: SystemTime::now(),
         size: None,
         tags: &s.facts.tags,
+        explain: false,
     };
     let groups = vec!["staff".to_string()];
     let principal = CedarPrincipal {

@@ -89,6 +89,8 @@ pub struct CedarContext<'a> {
     pub size: Option<u64>,
     /// The file's tags.
     pub tags: &'a [String],
+    /// Also render the context as JSON (what-if answers show it; enforcement never needs it).
+    pub explain: bool,
 }
 
 /// What Cedar decided.
@@ -107,8 +109,8 @@ pub struct CedarOutcome {
 pub struct CedarQuery {
     request: Request,
     entities: Entities,
-    /// The context as evaluated, for explanations (what-if).
-    pub context_json: serde_json::Value,
+    /// The context as evaluated, when asked for with [`CedarContext::explain`].
+    pub context_json: Option<serde_json::Value>,
 }
 
 /// A policy set ready for evaluation: the base role policies plus a tenant's set, split by
@@ -496,17 +498,19 @@ impl CedarEngine {
             .map(|(_, ext)| ext.to_ascii_lowercase())
             .unwrap_or_default();
         let time = humantime::format_rfc3339_seconds(ctx.time).to_string();
-        let mut context_json = serde_json::json!({
-            "role": ctx.role,
-            "scopes": ctx.scopes,
-            "token_kind": ctx.token_kind,
-            "principal_kind": ctx.principal_kind,
-            "transport": ctx.transport,
-            "time": time,
-            "path": path,
-            "folder": folder,
-            "extension": extension,
-            "tags": ctx.tags,
+        let mut context_json = ctx.explain.then(|| {
+            serde_json::json!({
+                "role": ctx.role,
+                "scopes": ctx.scopes,
+                "token_kind": ctx.token_kind,
+                "principal_kind": ctx.principal_kind,
+                "transport": ctx.transport,
+                "time": time,
+                "path": path,
+                "folder": folder,
+                "extension": extension,
+                "tags": ctx.tags,
+            })
         });
         let string = |s: &str| RestrictedExpression::new_string(s.to_string());
         let mut pairs = vec![
@@ -535,12 +539,16 @@ impl CedarEngine {
                 "client_ip".to_string(),
                 RestrictedExpression::new_ip(ip.to_string()),
             ));
-            context_json["client_ip"] = serde_json::json!(ip.to_string());
+            if let Some(j) = context_json.as_mut() {
+                j["client_ip"] = serde_json::json!(ip.to_string());
+            }
         }
         if let Some(size) = ctx.size {
             let size = i64::try_from(size).unwrap_or(i64::MAX);
             pairs.push(("size".to_string(), RestrictedExpression::new_long(size)));
-            context_json["size"] = serde_json::json!(size);
+            if let Some(j) = context_json.as_mut() {
+                j["size"] = serde_json::json!(size);
+            }
         }
         let context = Context::from_pairs(pairs).map_err(|e| e.to_string())?;
         let action_uid = self

@@ -231,6 +231,7 @@ impl Authz {
             time: at,
             size: facts.size,
             tags: &facts.tags,
+            explain: dry_run,
         };
         let principal = CedarPrincipal {
             kind: caller.principal.kind,
@@ -301,7 +302,7 @@ impl Authz {
         }
         Explanation {
             decision,
-            context: Some(query.context_json),
+            context: query.context_json,
         }
     }
 
