@@ -28,7 +28,7 @@ pub(crate) mod bodies {
     pub use super::imports::ImportBody;
     pub use super::locks::{NewLock, Renewal};
     pub use super::me::Me;
-    pub use super::orgs::NewOrg;
+    pub use super::orgs::{NewOrg, Transfer};
     pub use super::policies::Rollback;
     pub use super::workspaces::{NewWorkspace, RoleBody};
 }
@@ -123,6 +123,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(locks::renew_lock, locks::release_lock))
         .routes(routes!(imports::import_url))
         .routes(routes!(orgs::org_usage))
+        .routes(routes!(orgs::transfer_ownership))
         .routes(routes!(policies::put_policies, policies::get_policies))
         .routes(routes!(policies::policy_versions))
         .routes(routes!(policies::rollback_policies))

@@ -17,6 +17,14 @@ pub struct NewOrg {
     pub name: String,
 }
 
+/// Whom to hand an organisation to.
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transfer {
+    /// The principal id of a human user who is a member of the organisation.
+    pub to: String,
+}
+
 /// Founds an organisation; the caller becomes its owner.
 #[utoipa::path(post, path = "/orgs", tag = "identity", security(("bearer" = [])), request_body = NewOrg, responses(
     (status = 201, description = "created", body = OrgView),
@@ -71,6 +79,28 @@ pub async fn update_org(
     JsonBody(req): JsonBody<OrgSettings>,
 ) -> Result<Json<OrgView>, ApiError> {
     Ok(Json(state.warrant.update_org(&caller, &org, req).await?))
+}
+
+/// Hands the organisation to a human member (owners only). The new owner becomes owner of
+/// every workspace in it; every previous owner becomes a `maintainer` (read the organisation,
+/// manage its own tokens) with at most `viewer` in its workspaces, and cannot take it back.
+#[utoipa::path(post, path = "/orgs/{org}/transfer-ownership", tag = "identity", security(("bearer" = [])),
+    params(("org" = String, Path, description = "organisation id")), request_body = Transfer, responses(
+    (status = 200, description = "handed over", body = OrgView),
+    (status = 422, description = "the target is not a human user"),
+))]
+pub async fn transfer_ownership(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(org): Path<String>,
+    JsonBody(req): JsonBody<Transfer>,
+) -> Result<Json<OrgView>, ApiError> {
+    Ok(Json(
+        state
+            .warrant
+            .transfer_ownership(&caller, &org, &req.to)
+            .await?,
+    ))
 }
 
 /// Creates a user in an organisation the caller administers (needs `org:admin`).

@@ -53,6 +53,8 @@ pub enum Action {
     ManagePlugins,
     /// Attach, re-configure, detach or list the plugins of a workspace.
     AttachPlugins,
+    /// Hand the organisation to a human member (the owner only).
+    TransferOwnership,
 }
 
 impl Action {
@@ -83,6 +85,7 @@ impl Action {
             Action::BreakLock => "locks:break",
             Action::ManagePlugins => "plugins:manage",
             Action::AttachPlugins => "plugins:attach",
+            Action::TransferOwnership => "org:transfer",
         }
     }
 
@@ -95,7 +98,10 @@ impl Action {
             Action::ReadWorkspace | Action::ListMembers | Action::ReadOrg => Scope::WorkspacesRead,
             Action::DeleteWorkspace | Action::CreateWorkspace => Scope::WorkspacesAdmin,
             Action::ManageMembers | Action::ManageOwners => Scope::MembersAdmin,
-            Action::ManageUsers | Action::CreateOrg | Action::ManageOrg => Scope::OrgAdmin,
+            Action::ManageUsers
+            | Action::CreateOrg
+            | Action::ManageOrg
+            | Action::TransferOwnership => Scope::OrgAdmin,
             Action::ReadPolicies | Action::ManagePolicies => Scope::PoliciesAdmin,
             Action::LockFile | Action::BreakLock => Scope::LocksWrite,
             Action::ManageAgents => Scope::AgentsAdmin,
@@ -105,7 +111,7 @@ impl Action {
     }
 
     /// Every action, for schema checks and docs.
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 25] = [
         Action::ReadFile,
         Action::ListFiles,
         Action::WriteFile,
@@ -130,5 +136,6 @@ impl Action {
         Action::BreakLock,
         Action::ManagePlugins,
         Action::AttachPlugins,
+        Action::TransferOwnership,
     ];
 }

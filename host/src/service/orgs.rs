@@ -242,6 +242,53 @@ impl Warrant {
         })
     }
 
+    /// Hands the organisation to `to`, a human member: `to` becomes its owner (and owner of
+    /// every workspace in it), every previous owner a `maintainer` with at most `viewer` in
+    /// the workspaces it belonged to. One transaction; the caller must be an owner.
+    pub async fn transfer_ownership(&self, caller: &Caller, id: &str, to: &str) -> Result<OrgView> {
+        let id = OrgId(id.to_string());
+        self.org_access(caller, &id, Action::TransferOwnership)
+            .await?;
+        let to = PrincipalId(to.to_string());
+        let target = store::principals::get(self.store.pool(), &to)
+            .await?
+            .ok_or(Error::NotFound("principal"))?;
+        if store::orgs::member_role(self.store.pool(), &id, &to)
+            .await?
+            .is_none()
+        {
+            return Err(Error::NotFound("principal"));
+        }
+        if target.kind != PrincipalKind::User {
+            return Err(Error::Unprocessable(format!(
+                "an organisation can only be handed to a human user, not to {} {}",
+                target.kind.as_str(),
+                target.id
+            )));
+        }
+        if to == caller.principal.id {
+            return Err(Error::Conflict(
+                "the caller already owns the organisation".into(),
+            ));
+        }
+        let mut tx = self.store.pool().begin().await?;
+        let previous = store::orgs::transfer_ownership(&mut tx, &id, &to).await?;
+        tx.commit().await?;
+        self.audit(
+            caller,
+            "org.transfer_ownership",
+            id.as_str(),
+            Some(format!(
+                "to={} previous_owners_now_maintainers={}",
+                to,
+                previous.join(",")
+            )),
+        )
+        .await;
+        // A maintainer may still read the organisation.
+        self.get_org(caller, id.as_str()).await
+    }
+
     /// Changes an organisation's settings.
     pub async fn update_org(&self, caller: &Caller, id: &str, req: OrgSettings) -> Result<OrgView> {
         let id = OrgId(id.to_string());

@@ -106,3 +106,54 @@ pub async fn has_owner<'c>(db: impl AnyExecutor<'c>) -> Result<bool, sqlx::Error
         .await?;
     Ok(row.try_get::<i64, _>("n")? > 0)
 }
+
+/// Hands `org` to `to`: `to` becomes its only owner and every previous owner a
+/// `maintainer`; in each workspace of the org the new owner becomes `owner` and the previous
+/// owners keep at most `viewer`. Run it in a transaction: all of it happens, or none.
+pub async fn transfer_ownership<'c>(
+    tx: &mut sqlx::Transaction<'c, sqlx::Any>,
+    org: &OrgId,
+    to: &PrincipalId,
+) -> Result<Vec<String>, sqlx::Error> {
+    let previous: Vec<String> = sqlx::query(
+        "SELECT principal_id FROM org_members WHERE org_id = $1 AND role = 'owner' AND principal_id <> $2",
+    )
+    .bind(org.as_str())
+    .bind(to.as_str())
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| r.try_get("principal_id"))
+    .collect::<Result<_, _>>()?;
+    sqlx::query("UPDATE org_members SET role = 'maintainer' WHERE org_id = $1 AND role = 'owner' AND principal_id <> $2")
+        .bind(org.as_str())
+        .bind(to.as_str())
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE org_members SET role = 'owner' WHERE org_id = $1 AND principal_id = $2")
+        .bind(org.as_str())
+        .bind(to.as_str())
+        .execute(&mut **tx)
+        .await?;
+    for p in &previous {
+        sqlx::query(
+            "UPDATE workspace_members SET role = 'viewer' WHERE principal_id = $1 \
+             AND workspace_id IN (SELECT id FROM workspaces WHERE org_id = $2)",
+        )
+        .bind(p)
+        .bind(org.as_str())
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO workspace_members (workspace_id, principal_id, role, created_at) \
+         SELECT id, $2, 'owner', $3 FROM workspaces WHERE org_id = $1 \
+         ON CONFLICT (workspace_id, principal_id) DO UPDATE SET role = 'owner'",
+    )
+    .bind(org.as_str())
+    .bind(to.as_str())
+    .bind(super::now())
+    .execute(&mut **tx)
+    .await?;
+    Ok(previous)
+}

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Kind, ToolSpec, add, done, structured};
-use crate::api::bodies::{Me, NewAgent, NewOrg};
+use crate::api::bodies::{Me, NewAgent, NewOrg, Transfer};
 use crate::authz::Scope;
 use crate::service::NewToken;
 use crate::service::orgs::{NewUser, OrgSettings};
@@ -28,6 +28,15 @@ pub(crate) struct TokenId {
 pub(crate) struct AgentId {
     /// The agent's principal id.
     pub agent_id: String,
+}
+
+/// An organisation to hand over, and to whom.
+#[derive(Deserialize, JsonSchema)]
+pub(crate) struct TransferInput {
+    /// The organisation's id (`org_…`).
+    pub org_id: String,
+    #[serde(flatten)]
+    pub body: Transfer,
 }
 
 /// An organisation.
@@ -170,6 +179,19 @@ pub(super) fn register(tools: &mut Vec<ToolSpec>) {
         Kind::Idempotent,
         |w, caller, req: UpdateOrg| async move {
             structured(&w.update_org(&caller, &req.org_id, req.settings).await?)
+        },
+    );
+    add(
+        tools,
+        "transfer_ownership",
+        "Hands an organisation the caller owns to a human member (`to`: a user's principal          id). The caller becomes a maintainer: it may then only read the organisation, manage its          own tokens and read the workspaces it belonged to, and cannot take ownership back.",
+        Some(Scope::OrgAdmin),
+        Kind::Destructive,
+        |w, caller, req: TransferInput| async move {
+            structured(
+                &w.transfer_ownership(&caller, &req.org_id, &req.body.to)
+                    .await?,
+            )
         },
     );
     add(
