@@ -30,6 +30,9 @@ pub enum Error {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// Something that existed is no longer usable (a used, expired or withdrawn invitation).
+    #[error("{0}")]
+    Gone(String),
     /// The path is locked by someone else (or the holder did not pass its `Lock-Token`).
     #[error("{path} is locked by {holder} until {expires_at}")]
     Locked {
@@ -125,6 +128,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::Conflict(_) => "conflict",
+            Error::Gone(_) => "gone",
             Error::PreconditionFailed(_) => "precondition_failed",
             Error::Locked { .. } => "locked",
             Error::PayloadTooLarge { .. } => "payload_too_large",
@@ -157,6 +161,7 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::MethodNotAllowed => 405,
             Error::Conflict(_) => 409,
+            Error::Gone(_) => 410,
             Error::PreconditionFailed(_) => 412,
             Error::Locked { .. } => 423,
             Error::PayloadTooLarge { .. } => 413,

@@ -1409,6 +1409,20 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Runs one SQL statement on the server's database (to age a row, for example).
+    pub async fn execute_sql(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(self.database_url())
+            .await
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.database_url()));
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,10 @@
 
 use warrant_e2e::*;
 
-both_backends!(an_agent_builds_an_org_and_hands_it_to_a_human);
+both_backends!(
+    an_agent_builds_an_org_and_hands_it_to_a_human,
+    invitations_are_single_use_expiring_and_revocable,
+);
 
 const BUILDER_SCOPES: &[&str] = &[
     "org:admin",
@@ -41,15 +44,23 @@ async fn an_agent_builds_an_org_and_hands_it_to_a_human(backend: Backend) {
     s.put_file(&agent, &ws, "notes/readme.md", "welcome")
         .await
         .expect(201);
-    let human = s
+    // It invites a human, who signs up with the token.
+    let inv = s
         .post(
             &agent,
-            "/users",
-            json!({"org_id": org, "email": "ada@acme.example", "name": "Ada",
-                   "password": "a long enough password"}),
+            &format!("/orgs/{org}/invitations"),
+            json!({"email": "ada@acme.example", "role": "member"}),
         )
         .await
-        .expect_json(201)["id"]
+        .expect_json(201);
+    let token = inv["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("wrt_inv_"));
+    let human = send(
+        s.req(Method::POST, "/invitations/accept", None)
+            .json(&json!({"token": token, "password": "a long enough password", "name": "Ada"})),
+    )
+    .await
+    .expect_json(201)["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -213,4 +224,113 @@ async fn an_agent_builds_an_org_and_hands_it_to_a_human(backend: Backend) {
     s.put_file(&agent, &ws, "notes/upkeep.md", "nightly job ran")
         .await
         .expect(201);
+}
+
+async fn invitations_are_single_use_expiring_and_revocable(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let invite = |email: &str| {
+        let body = json!({"email": email});
+        let s = &s;
+        async move {
+            s.post(
+                &s.owner_token,
+                &format!("/orgs/{}/invitations", s.org_id),
+                body,
+            )
+            .await
+            .expect_json(201)
+        }
+    };
+    let accept = |token: String, query: &str| {
+        send(
+            s.req(Method::POST, &format!("/invitations/accept{query}"), None)
+                .json(&json!({"token": token, "password": "a long enough password"})),
+        )
+    };
+
+    // Used once; the second use is gone.
+    let a = invite("a@example.com").await;
+    let token = a["token"].as_str().unwrap().to_string();
+    accept(token.clone(), "").await.expect(201);
+    accept(token, "").await.problem(410, "gone");
+
+    // Expired.
+    let b = invite("b@example.com").await;
+    s.execute_sql(&format!(
+        "UPDATE invitations SET expires_at = 1 WHERE id = '{}'",
+        b["id"].as_str().unwrap()
+    ))
+    .await;
+    accept(b["token"].as_str().unwrap().to_string(), "")
+        .await
+        .problem(410, "gone");
+
+    // Withdrawn.
+    let c = invite("c@example.com").await;
+    s.delete(
+        &s.owner_token,
+        &format!(
+            "/orgs/{}/invitations/{}",
+            s.org_id,
+            c["id"].as_str().unwrap()
+        ),
+    )
+    .await
+    .expect(204);
+    accept(c["token"].as_str().unwrap().to_string(), "")
+        .await
+        .problem(410, "gone");
+
+    // Forged, and offered in a query string.
+    accept("wrt_inv_forged".into(), "")
+        .await
+        .problem(401, "invalid_token");
+    let d = invite("d@example.com").await;
+    let dt = d["token"].as_str().unwrap().to_string();
+    accept(dt.clone(), &format!("?token={dt}"))
+        .await
+        .problem(400, "token_in_query");
+    // Weak passwords are refused and leave the invitation open.
+    send(
+        s.req(Method::POST, "/invitations/accept", None)
+            .json(&json!({"token": dt, "password": "short"})),
+    )
+    .await
+    .expect(422);
+    accept(dt, "").await.expect(201);
+
+    // The list shows each state, never a token.
+    let list = s
+        .get(&s.owner_token, &format!("/orgs/{}/invitations", s.org_id))
+        .await
+        .expect_json(200);
+    let mut states: Vec<&str> = list["invitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            assert!(i.get("token").is_none(), "{i}");
+            i["status"].as_str().unwrap()
+        })
+        .collect();
+    states.sort_unstable();
+    assert_eq!(states, vec!["accepted", "accepted", "expired", "revoked"]);
+
+    // Another organisation's admin cannot see or withdraw them.
+    let outsider = s.create_agent(&s.owner_token, "outsider").await;
+    let t = s.agent_token(&outsider, &["org:admin"]).await;
+    let other_org = s
+        .post(&t, "/orgs", json!({"name": "Other"}))
+        .await
+        .expect_json(201);
+    s.get(&t, &format!("/orgs/{}/invitations", s.org_id))
+        .await
+        .expect(403);
+    s.post(
+        &t,
+        &format!("/orgs/{}/invitations", other_org["id"].as_str().unwrap()),
+        json!({"email": "x@example.com", "role": "owner"}),
+    )
+    .await
+    .problem(422, "unprocessable");
 }

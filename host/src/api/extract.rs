@@ -18,21 +18,29 @@ pub struct Authenticated(pub Caller);
 /// Query parameters that would carry a credential where logs and referrers can see it.
 const CREDENTIAL_QUERY_PARAMS: [&str; 3] = ["access_token", "token", "api_key"];
 
+/// Refuses a request that offers a credential in its query string, where logs and referrers
+/// would keep it (every authenticated route, and routes that take a token in the body).
+pub fn refuse_credential_in_query(uri: &axum::http::Uri) -> Result<(), Error> {
+    let offers_credential = uri.query().is_some_and(|query| {
+        query.split('&').any(|pair| {
+            let key = pair.split('=').next().unwrap_or("");
+            CREDENTIAL_QUERY_PARAMS
+                .iter()
+                .any(|p| key.eq_ignore_ascii_case(p))
+        })
+    });
+    if offers_credential {
+        Err(Error::TokenInQuery)
+    } else {
+        Ok(())
+    }
+}
+
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(query) = parts.uri.query() {
-            let offers_credential = query.split('&').any(|pair| {
-                let key = pair.split('=').next().unwrap_or("");
-                CREDENTIAL_QUERY_PARAMS
-                    .iter()
-                    .any(|p| key.eq_ignore_ascii_case(p))
-            });
-            if offers_credential {
-                return Err(Error::TokenInQuery.into());
-            }
-        }
+        refuse_credential_in_query(&parts.uri)?;
         let value = parts
             .headers
             .get(header::AUTHORIZATION)

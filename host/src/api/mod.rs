@@ -6,6 +6,7 @@ mod agents;
 mod extract;
 mod files;
 mod imports;
+mod invitations;
 mod locks;
 mod me;
 mod oauth;
@@ -31,6 +32,7 @@ pub(crate) mod bodies {
     pub use super::orgs::{NewOrg, Transfer};
     pub use super::policies::Rollback;
     pub use super::workspaces::{NewWorkspace, RoleBody};
+    pub use crate::service::invitations::NewInvitation;
 }
 
 use std::sync::Arc;
@@ -124,6 +126,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(imports::import_url))
         .routes(routes!(orgs::org_usage))
         .routes(routes!(orgs::transfer_ownership))
+        .routes(routes!(invitations::invite, invitations::list_invitations))
+        .routes(routes!(invitations::revoke_invitation))
+        .routes(routes!(invitations::accept_invitation))
         .routes(routes!(policies::put_policies, policies::get_policies))
         .routes(routes!(policies::policy_versions))
         .routes(routes!(policies::rollback_policies))
@@ -207,7 +212,10 @@ pub fn app(state: AppState) -> Router {
 
 /// Requests that mint credentials or check passwords: limited harder, per address.
 fn is_sensitive(method: &axum::http::Method, path: &str) -> bool {
-    (method == axum::http::Method::POST && (path == "/api/v1/tokens" || path == "/api/v1/users"))
+    (method == axum::http::Method::POST
+        && (path == "/api/v1/tokens"
+            || path == "/api/v1/users"
+            || path == "/api/v1/invitations/accept"))
         || path.starts_with("/oauth/")
         || path.starts_with("/login")
 }

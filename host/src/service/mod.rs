@@ -6,6 +6,7 @@ mod authn;
 mod bootstrap;
 mod files;
 mod imports;
+pub mod invitations;
 pub mod locks;
 pub mod oauth;
 pub mod orgs;

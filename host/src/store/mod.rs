@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod decisions;
 pub mod files;
+pub mod invitations;
 pub mod locks;
 pub mod oauth;
 pub mod orgs;

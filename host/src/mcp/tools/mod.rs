@@ -5,6 +5,7 @@
 
 pub(crate) mod files;
 mod identity;
+mod invitations;
 mod locks;
 mod plugins;
 mod policies;
@@ -55,6 +56,7 @@ impl Catalogue {
         locks::register(&mut tools);
         policies::register(&mut tools);
         plugins::register(&mut tools);
+        invitations::register(&mut tools);
         let by_name = tools
             .iter()
             .enumerate()
