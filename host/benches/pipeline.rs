@@ -164,11 +164,15 @@ impl Scenario {
     }
 
     fn decide(&self, policies: &WorkspacePolicies) -> bool {
+        self.decide_at(policies, "reports/2026/q3/summary.pdf")
+    }
+
+    fn decide_at(&self, policies: &WorkspacePolicies, path: &str) -> bool {
         let target = Target::Workspace {
             org: &self.org,
             workspace: &self.ws,
             role: Some(Role::Editor),
-            path: Some("reports/2026/q3/summary.pdf"),
+            path: Some(path),
             policies,
             facts: &self.facts,
         };
@@ -287,6 +291,17 @@ fn benches(c: &mut Criterion) {
     c.bench_function("pipeline/base_plus_50_plus_1_plugin", |b| {
         b.iter(|| black_box(s.decide(&s.tenant50_1plugin)))
     });
+    // A new path every time: the entity-set cache never hits (the cost of a first request).
+    let mut n = 0u64;
+    c.bench_function(
+        "pipeline/base_plus_50_plus_1_plugin_entity_cache_miss",
+        |b| {
+            b.iter(|| {
+                n += 1;
+                black_box(s.decide_at(&s.tenant50_1plugin, &format!("reports/{n}/summary.pdf")))
+            })
+        },
+    );
     c.bench_function("pipeline/base_plus_50_plus_3_plugins", |b| {
         b.iter(|| black_box(s.decide(&s.tenant50_3plugins)))
     });

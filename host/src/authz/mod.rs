@@ -546,4 +546,32 @@ mod tests {
         assert!(!shadow.allowed);
         assert_eq!(shadow.version, Some(2));
     }
+
+    #[test]
+    fn cached_entity_sets_never_mix_paths_or_groups() {
+        let authz = Authz::new().unwrap();
+        let f = Fixture::new(
+            &authz,
+            Some(
+                r#"@id("no-secret") forbid (principal in Group::"contractor", action, resource in Folder::"ws_1/secret/");"#,
+            ),
+        );
+        let contractor = caller(&["files:read"], None);
+        let mut staff = caller(&["files:read"], None);
+        staff.principal.groups = vec!["staff".into()];
+        for _ in 0..2 {
+            let read = |c: &Caller, path| {
+                authz
+                    .decide(c, Action::ReadFile, f.target(Role::Viewer, path))
+                    .allowed
+            };
+            assert!(!read(&contractor, "secret/a.txt"));
+            assert!(read(&contractor, "public/a.txt"));
+            assert!(
+                read(&staff, "secret/a.txt"),
+                "same principal id, other groups"
+            );
+            assert!(!read(&contractor, "secret/deeper/b.txt"));
+        }
+    }
 }
