@@ -115,6 +115,13 @@ pub async fn transfer_ownership<'c>(
     org: &OrgId,
     to: &PrincipalId,
 ) -> Result<Vec<String>, sqlx::Error> {
+    // A write first: SQLite then takes its write lock at once (waiting for it) instead of
+    // failing a read-then-write upgrade when another writer got in between.
+    sqlx::query("UPDATE org_members SET role = 'owner' WHERE org_id = $1 AND principal_id = $2")
+        .bind(org.as_str())
+        .bind(to.as_str())
+        .execute(&mut **tx)
+        .await?;
     let previous: Vec<String> = sqlx::query(
         "SELECT principal_id FROM org_members WHERE org_id = $1 AND role = 'owner' AND principal_id <> $2",
     )
@@ -126,11 +133,6 @@ pub async fn transfer_ownership<'c>(
     .map(|r| r.try_get("principal_id"))
     .collect::<Result<_, _>>()?;
     sqlx::query("UPDATE org_members SET role = 'maintainer' WHERE org_id = $1 AND role = 'owner' AND principal_id <> $2")
-        .bind(org.as_str())
-        .bind(to.as_str())
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("UPDATE org_members SET role = 'owner' WHERE org_id = $1 AND principal_id = $2")
         .bind(org.as_str())
         .bind(to.as_str())
         .execute(&mut **tx)
