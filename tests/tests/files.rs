@@ -13,6 +13,7 @@ both_backends!(
     round_trip_every_byte_value,
     round_trip_five_mebibytes,
     missing_file_is_not_found,
+    metadata_view_is_json_without_the_bytes,
     traversal_and_malformed_paths_are_invalid_path,
     uploads_over_the_limit_are_413_and_leave_nothing,
     refusing_an_oversized_body_keeps_keep_alive_honest,
@@ -171,6 +172,50 @@ async fn missing_file_is_not_found(backend: Backend) {
     s.delete_file(&s.owner_token, &ws, "nope.txt")
         .await
         .not_found();
+}
+
+async fn metadata_view_is_json_without_the_bytes(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let ws = s.create_workspace(&s.owner_token, "meta").await;
+    let put = s
+        .put_file(&s.owner_token, &ws, "docs/a.txt", "contents")
+        .await
+        .expect_json(201);
+    let path = format!("/workspaces/{ws}/files/docs/a.txt?metadata=true");
+    let r = s.get(&s.owner_token, &path).await;
+    let meta = r.expect_json(200);
+    assert_meta(&meta, "docs/a.txt", b"contents");
+    assert_eq!(meta, put, "the metadata view shows what the write answered");
+    assert_eq!(
+        r.header("etag"),
+        Some(format!("\"{}\"", meta["etag"].as_str().unwrap()))
+    );
+    // `metadata=false` is the download.
+    let bytes = s
+        .get(
+            &s.owner_token,
+            &format!("/workspaces/{ws}/files/docs/a.txt?metadata=false"),
+        )
+        .await;
+    assert_eq!(bytes.expect(200).body, b"contents");
+    s.get(
+        &s.owner_token,
+        &format!("/workspaces/{ws}/files/docs/b.txt?metadata=true"),
+    )
+    .await
+    .not_found();
+    s.get(
+        &s.owner_token,
+        &format!("/workspaces/{ws}/files/docs/a.txt?metadata=maybe"),
+    )
+    .await
+    .expect(400);
+    // Reading metadata is a read: an agent without a role in the workspace does not see it.
+    let agent = s.create_agent(&s.owner_token, "outsider").await;
+    let t = s.agent_token(&agent, &["files:read"]).await;
+    s.get(&t, &path).await.not_found();
+    s.add_member(&s.owner_token, &ws, &agent, "viewer").await;
+    s.get(&t, &path).await.expect(200);
 }
 
 /// Files under `dir` (recursively) whose bytes contain `marker`.

@@ -14,6 +14,7 @@ both_backends!(
     token_in_query_string_is_refused,
     secret_is_shown_only_at_creation,
     revoked_token_is_refused,
+    a_revocation_by_another_replica_is_seen_within_seconds,
     expiry_is_capped_by_the_org_maximum,
     non_positive_expiry_is_rejected,
     token_cannot_mint_a_broader_scope,
@@ -281,6 +282,43 @@ async fn revoked_token_is_refused(backend: Backend) {
         .await;
     s.delete(&t2, &format!("/tokens/{id2}")).await.expect(204);
     assert_invalid_token(&s.get(&t2, "/me").await);
+}
+
+/// Another replica's revocation reaches this one only through the database: the remembered
+/// lookup is trusted for 5 s at most (the bound docs/rest-shapes.md states).
+async fn a_revocation_by_another_replica_is_seen_within_seconds(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (id, t) = s
+        .create_token(
+            &s.owner_token,
+            json!({"name": "elsewhere", "scopes": ["workspaces:read"], "expires_in_days": 1}),
+        )
+        .await;
+    s.get(&t, "/me").await.expect(200);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // What another replica's `DELETE /tokens/{id}` writes.
+    s.execute_sql(&format!(
+        "UPDATE tokens SET revoked_at = {now} WHERE id = '{id}'"
+    ))
+    .await;
+    let start = std::time::Instant::now();
+    loop {
+        let r = s.get(&t, "/me").await;
+        if r.code() == 401 {
+            assert_invalid_token(&r);
+            break;
+        }
+        r.expect(200);
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "a revoked token was still accepted after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn expiry_is_capped_by_the_org_maximum(backend: Backend) {

@@ -65,6 +65,14 @@ pub struct ListQuery {
     pub prefix: Option<String>,
 }
 
+/// Download parameters.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct GetQuery {
+    /// `true`: answer with the file's metadata as JSON instead of its bytes.
+    #[serde(default)]
+    pub metadata: bool,
+}
+
 /// A move.
 #[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -203,11 +211,11 @@ pub async fn put_file(
     Ok(meta_response(status, &outcome.meta))
 }
 
-/// Downloads a file.
+/// Downloads a file, or with `?metadata=true` shows its metadata.
 #[utoipa::path(get, path = "/workspaces/{ws}/files/{*path}", tag = "files", security(("bearer" = [])),
-    params(("ws" = String, Path, description = "workspace id"), ("path" = String, Path, description = "file path")),
+    params(("ws" = String, Path, description = "workspace id"), ("path" = String, Path, description = "file path"), GetQuery),
     responses(
-    (status = 200, description = "the bytes", content_type = "application/octet-stream"),
+    (status = 200, description = "the bytes, or with `?metadata=true` the metadata", content_type = "application/octet-stream", body = FileView),
     (status = 304, description = "If-None-Match matched"),
     (status = 404, description = "no such file"),
 ))]
@@ -215,8 +223,13 @@ pub async fn get_file(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     Path((ws, path)): Path<(String, String)>,
+    Query(q): Query<GetQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if q.metadata {
+        let meta = state.warrant.stat_file(&caller, &ws, &path).await?;
+        return Ok(meta_response(StatusCode::OK, &meta));
+    }
     let (meta, file) = state.warrant.get_file(&caller, &ws, &path).await?;
     let etag = etag_header(&meta.etag);
     if header_etag(&headers, header::IF_NONE_MATCH)?.as_deref() == Some(meta.etag.as_str()) {

@@ -283,6 +283,56 @@ pub struct CedarEngine {
     types: EntityTypes,
     actions: HashMap<Action, EntityUid>,
     entity_cache: EntityCache,
+    extension_values: ExtensionValues,
+}
+
+/// The most client addresses whose `ipaddr` value is kept; past it the map starts over.
+const IP_VALUE_CAP: usize = 4_096;
+
+/// The context's `datetime` (per second) and `ipaddr` (per address) values, made once and
+/// cloned: making one afresh parses the extension function's name with Cedar's parser
+/// (~4 µs each, more than all the other context fields together).
+#[derive(Default)]
+struct ExtensionValues {
+    time: std::sync::Mutex<Option<(u64, RestrictedExpression)>>,
+    ips: std::sync::RwLock<HashMap<std::net::IpAddr, RestrictedExpression>>,
+}
+
+impl ExtensionValues {
+    /// `datetime("…")` of `time`, to the second.
+    fn time(&self, time: SystemTime) -> RestrictedExpression {
+        let secs = time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if let Ok(cached) = self.time.lock()
+            && let Some((at, value)) = cached.as_ref()
+            && *at == secs
+        {
+            return value.clone();
+        }
+        let value =
+            RestrictedExpression::new_datetime(humantime::format_rfc3339_seconds(time).to_string());
+        if let Ok(mut cached) = self.time.lock() {
+            *cached = Some((secs, value.clone()));
+        }
+        value
+    }
+
+    /// `ip("…")` of `addr`.
+    fn ip(&self, addr: std::net::IpAddr) -> RestrictedExpression {
+        if let Some(value) = self.ips.read().ok().and_then(|m| m.get(&addr).cloned()) {
+            return value;
+        }
+        let value = RestrictedExpression::new_ip(addr.to_string());
+        if let Ok(mut ips) = self.ips.write() {
+            if ips.len() >= IP_VALUE_CAP {
+                ips.clear();
+            }
+            ips.insert(addr, value.clone());
+        }
+        value
+    }
 }
 
 /// The most entity sets kept; past it the cache starts over.
@@ -370,6 +420,7 @@ impl CedarEngine {
             base_compiled,
             authorizer: Authorizer::new(),
             entity_cache: EntityCache::default(),
+            extension_values: ExtensionValues::default(),
             actions,
         })
     }
@@ -550,8 +601,8 @@ impl CedarEngine {
             .filter(|(stem, _)| !stem.is_empty())
             .map(|(_, ext)| ext.to_ascii_lowercase())
             .unwrap_or_default();
-        let time = humantime::format_rfc3339_seconds(ctx.time).to_string();
         let mut context_json = ctx.explain.then(|| {
+            let time = humantime::format_rfc3339_seconds(ctx.time).to_string();
             serde_json::json!({
                 "role": ctx.role,
                 "scopes": ctx.scopes,
@@ -575,10 +626,7 @@ impl CedarEngine {
             ("token_kind".to_string(), string(ctx.token_kind)),
             ("principal_kind".to_string(), string(ctx.principal_kind)),
             ("transport".to_string(), string(ctx.transport)),
-            (
-                "time".to_string(),
-                RestrictedExpression::new_datetime(&time),
-            ),
+            ("time".to_string(), self.extension_values.time(ctx.time)),
             ("path".to_string(), string(path)),
             ("folder".to_string(), string(folder)),
             ("extension".to_string(), string(&extension)),
@@ -588,10 +636,7 @@ impl CedarEngine {
             ),
         ];
         if let Some(ip) = ctx.client_ip {
-            pairs.push((
-                "client_ip".to_string(),
-                RestrictedExpression::new_ip(ip.to_string()),
-            ));
+            pairs.push(("client_ip".to_string(), self.extension_values.ip(ip)));
             if let Some(j) = context_json.as_mut() {
                 j["client_ip"] = serde_json::json!(ip.to_string());
             }

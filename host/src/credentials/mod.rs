@@ -1,5 +1,6 @@
 //! Secrets: personal access tokens (format, checksum, hashing) and password hashing.
 
+pub mod cache;
 pub mod password;
 pub mod pat;
 

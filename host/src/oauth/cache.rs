@@ -1,5 +1,6 @@
-//! The request-path caches: verified access tokens (bounded) and the revocation deny-list.
-//! A cached token is still checked against the deny-list on every use.
+//! What the request path keeps of OAuth: the verified-token entry (held in a
+//! [`crate::credentials::cache::CredentialCache`]) and the revocation deny-list. A cached
+//! token is still checked against the deny-list on every use.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
@@ -22,53 +23,6 @@ pub struct Verified {
     /// Until when this entry may be used (unix seconds): the token's expiry, or sooner so the
     /// principal is reloaded now and then.
     pub until: i64,
-}
-
-/// A bounded map of verified tokens.
-pub struct TokenCache {
-    map: Mutex<HashMap<String, Verified>>,
-    capacity: usize,
-}
-
-impl TokenCache {
-    /// A cache holding at most `capacity` tokens.
-    pub fn new(capacity: usize) -> Self {
-        TokenCache {
-            map: Mutex::new(HashMap::with_capacity(capacity.min(1024))),
-            capacity,
-        }
-    }
-
-    /// The entry for `token`, if present and not stale at `now`.
-    pub fn get(&self, token: &str, now: i64) -> Option<Verified> {
-        let map = self.map.lock().ok()?;
-        map.get(token).filter(|v| v.until > now).cloned()
-    }
-
-    /// Remembers a verified token; when full, stale entries go first, then an arbitrary half.
-    pub fn put(&self, token: &str, v: Verified, now: i64) {
-        let Ok(mut map) = self.map.lock() else { return };
-        if map.len() >= self.capacity {
-            map.retain(|_, e| e.until > now);
-            if map.len() >= self.capacity {
-                let drop: Vec<String> = map.keys().take(map.len() / 2 + 1).cloned().collect();
-                for k in drop {
-                    map.remove(&k);
-                }
-            }
-        }
-        map.insert(token.to_string(), v);
-    }
-
-    /// How many tokens are cached.
-    pub fn len(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// True when nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Revoked token ids, grant ids and client ids, each until the last token it could cover has

@@ -1,18 +1,38 @@
 //! Authentication: a bearer credential becomes a [`Caller`]. A token whose checksum fails is
 //! refused before any database lookup. OAuth access tokens (JWTs) are verified in
 //! `service::oauth`, with the audience the transport requires.
+//!
+//! A PAT that resolved is remembered for [`PAT_RECHECK_SECS`] (keyed by its hash), so a busy
+//! client costs one lookup per few seconds, not one per request. This process forgets every
+//! entry the moment it revokes a token, deletes a principal or changes an organisation's
+//! limits; another replica sees such a change within [`PAT_RECHECK_SECS`], the same bound as
+//! the OAuth deny-list's refresh.
 
 use std::net::IpAddr;
 
 use super::Warrant;
 use crate::authz::{Caller, CredentialKind, Grant, ScopeSet, Transport};
 use crate::credentials::pat;
-use crate::identity::TokenId;
+use crate::identity::{Principal, TokenId};
 use crate::store;
+use crate::store::tokens::TokenRecord;
 use crate::{Error, Result};
 
 /// How often, at most, a token's last-used time and address are written.
 const LAST_USE_WRITE_INTERVAL_SECS: i64 = 60;
+/// How long a looked-up PAT is trusted before it is read again, in seconds.
+pub(super) const PAT_RECHECK_SECS: i64 = 5;
+/// How many PATs are remembered at most.
+pub(super) const PAT_CACHE_CAPACITY: usize = 65_536;
+
+/// What a live PAT resolved to.
+#[derive(Clone)]
+pub(super) struct ResolvedPat {
+    record: TokenRecord,
+    principal: Principal,
+    scopes: ScopeSet,
+    org_rate_limit: Option<i64>,
+}
 
 impl Warrant {
     /// Authenticates a bearer token presented on `transport` from `client_addr`.
@@ -49,19 +69,18 @@ impl Warrant {
             pat::FormatError::Malformed => Error::InvalidToken("malformed token"),
             pat::FormatError::BadChecksum => Error::InvalidToken("token checksum mismatch"),
         })?;
-        let (record, principal, org_rate_limit) =
-            store::tokens::find_by_hash(self.store.pool(), &pat::hash(bearer))
-                .await?
-                .ok_or(Error::InvalidToken("unknown token"))?;
+        let hash = pat::hash(bearer);
         let now = store::now();
-        if record.revoked_at.is_some() {
-            return Err(Error::InvalidToken("the token has been revoked"));
-        }
-        if record.expires_at <= now {
-            return Err(Error::InvalidToken("the token has expired"));
-        }
-        let scopes = ScopeSet::parse(record.scopes.split_whitespace())
-            .map_err(|s| Error::Internal(format!("stored token has unknown scope {s}")))?;
+        let pat = match self.pats.get(&hash, now) {
+            Some(p) => p,
+            None => self.look_up_pat(&hash, now).await?,
+        };
+        let ResolvedPat {
+            record,
+            principal,
+            scopes,
+            org_rate_limit,
+        } = pat;
         self.limits.check_credential(
             record.id.as_str(),
             record.rate_limit_per_minute.or(org_rate_limit),
@@ -78,6 +97,37 @@ impl Warrant {
             client_addr,
             transport,
         })
+    }
+
+    /// Reads a PAT from the database; a live one is remembered.
+    async fn look_up_pat(&self, hash: &str, now: i64) -> Result<ResolvedPat> {
+        let (record, principal, org_rate_limit) =
+            store::tokens::find_by_hash(self.store.pool(), hash)
+                .await?
+                .ok_or(Error::InvalidToken("unknown token"))?;
+        if record.revoked_at.is_some() {
+            return Err(Error::InvalidToken("the token has been revoked"));
+        }
+        if record.expires_at <= now {
+            return Err(Error::InvalidToken("the token has expired"));
+        }
+        let scopes = ScopeSet::parse(record.scopes.split_whitespace())
+            .map_err(|s| Error::Internal(format!("stored token has unknown scope {s}")))?;
+        let until = record.expires_at.min(now + PAT_RECHECK_SECS);
+        let resolved = ResolvedPat {
+            record,
+            principal,
+            scopes,
+            org_rate_limit,
+        };
+        self.pats.put(hash, resolved.clone(), until, now);
+        Ok(resolved)
+    }
+
+    /// Forgets every remembered credential, after a change that may concern any of them.
+    pub(super) fn forget_credentials(&self) {
+        self.pats.clear();
+        self.oauth.forget_tokens();
     }
 
     /// Records a use off the request path, at most once a minute per token.

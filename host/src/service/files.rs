@@ -375,6 +375,31 @@ impl Warrant {
         })
     }
 
+    /// Authorizes reading a file and returns its metadata. The row is read once: its tags are
+    /// what policies see, and it is what the caller gets.
+    async fn readable_file(
+        &self,
+        caller: &Caller,
+        ws: &WorkspaceId,
+        path: &FilePath,
+    ) -> Result<FileMeta> {
+        let meta = store::files::get(self.store.pool(), ws, path.as_str()).await?;
+        let facts = ResourceFacts {
+            tags: meta.as_ref().map(|m| m.tags.clone()).unwrap_or_default(),
+            ..ResourceFacts::default()
+        };
+        self.workspace_access(caller, ws, Action::ReadFile, Some(path.as_str()), &facts)
+            .await?;
+        meta.ok_or(Error::NotFound("file"))
+    }
+
+    /// A file's metadata, authorized as a read.
+    pub async fn stat_file(&self, caller: &Caller, ws: &str, path: &str) -> Result<FileMeta> {
+        let ws = WorkspaceId(ws.to_string());
+        self.readable_file(caller, &ws, &FilePath::parse(path)?)
+            .await
+    }
+
     /// A file's metadata and an open handle on its bytes.
     pub async fn get_file(
         &self,
@@ -384,19 +409,17 @@ impl Warrant {
     ) -> Result<(FileMeta, tokio::fs::File)> {
         let ws = WorkspaceId(ws.to_string());
         let path = FilePath::parse(path)?;
-        let facts = self.facts_of(&ws, path.as_str()).await?;
-        self.workspace_access(caller, &ws, Action::ReadFile, Some(path.as_str()), &facts)
-            .await?;
+        let mut meta = self.readable_file(caller, &ws, &path).await?;
         // A concurrent replace may remove the blob between the two reads: read again then.
         for _ in 0..3 {
-            let meta = store::files::get(self.store.pool(), &ws, path.as_str())
-                .await?
-                .ok_or(Error::NotFound("file"))?;
             match self.blobs.open_blob(&meta.blob_id).await {
                 Ok(file) => return Ok((meta, file)),
-                Err(Error::NotFound(_)) => continue,
+                Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
+            meta = store::files::get(self.store.pool(), &ws, path.as_str())
+                .await?
+                .ok_or(Error::NotFound("file"))?;
         }
         Err(Error::Conflict(
             "the file is changing too fast to be read; try again".into(),

@@ -89,6 +89,8 @@ pub struct Warrant {
     settings: Settings,
     /// When each token's last use was last written, so it is written at most once a minute.
     last_use_written: Mutex<HashMap<String, i64>>,
+    /// PATs recently looked up (see `authn`).
+    pats: crate::credentials::cache::CredentialCache<authn::ResolvedPat>,
     /// The OAuth authorization server's keys, token cache and deny-list.
     oauth: Arc<oauth::OAuthState>,
 }
@@ -134,6 +136,7 @@ impl Warrant {
             blobs,
             settings,
             last_use_written: Mutex::new(HashMap::new()),
+            pats: crate::credentials::cache::CredentialCache::new(authn::PAT_CACHE_CAPACITY),
             oauth,
         })
     }

@@ -290,7 +290,7 @@ pub(super) fn register(tools: &mut Vec<ToolSpec>) {
         Some(Scope::FilesRead),
         Kind::Read,
         |w, caller, req: FileRef| async move {
-            let (meta, _) = w.get_file(&caller, &req.workspace, &req.path).await?;
+            let meta = w.stat_file(&caller, &req.workspace, &req.path).await?;
             structured(&FileView::from(&meta))
         },
     );

@@ -20,8 +20,9 @@ use std::time::Duration;
 
 use super::Warrant;
 use crate::authz::{Caller, CredentialKind, Grant, ScopeSet, Transport};
+use crate::credentials::cache::CredentialCache;
 use crate::identity::{Principal, PrincipalId, PrincipalKind, WorkspaceId};
-use crate::oauth::cache::{DenyList, TokenCache, Verified};
+use crate::oauth::cache::{DenyList, Verified};
 use crate::oauth::jwt::{self, AccessClaims, VerifyError};
 use crate::oauth::keys::{KeyRing, StoredKey};
 use crate::oauth::{MAX_ACCESS_TOKEN_TTL, OAuthError};
@@ -39,13 +40,18 @@ const SYNC_INTERVAL: Duration = Duration::from_secs(5);
 pub struct OAuthState {
     issuer: OnceLock<String>,
     keys: RwLock<Arc<KeyRing>>,
-    cache: TokenCache,
+    cache: CredentialCache<Verified>,
     deny: DenyList,
     access_ttl: i64,
     last_sync: AtomicI64,
 }
 
 impl OAuthState {
+    /// Forgets every verified token (their principals are loaded again on next use).
+    pub(crate) fn forget_tokens(&self) {
+        self.cache.clear();
+    }
+
     /// Loads (creating the first signing key if there is none) the keys and the deny-list,
     /// then keeps them in step with the database in the background.
     pub(crate) async fn start(store: &Store, access_ttl: i64) -> Result<Arc<Self>> {
@@ -53,7 +59,7 @@ impl OAuthState {
         let state = Arc::new(OAuthState {
             issuer: OnceLock::new(),
             keys: RwLock::new(Arc::new(keys)),
-            cache: TokenCache::new(TOKEN_CACHE_CAPACITY),
+            cache: CredentialCache::new(TOKEN_CACHE_CAPACITY),
             deny: DenyList::default(),
             access_ttl: access_ttl.clamp(1, MAX_ACCESS_TOKEN_TTL),
             last_sync: AtomicI64::new(0),
@@ -289,7 +295,7 @@ impl Warrant {
                             "the token's principal no longer exists",
                         ))?;
                 let v = verified(claims, principal, now)?;
-                self.oauth.cache.put(bearer, v.clone(), now);
+                self.oauth.cache.put(bearer, v.clone(), v.until, now);
                 v
             }
         };

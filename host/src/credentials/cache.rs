@@ -1,0 +1,102 @@
+//! A bounded map from a presented credential to what it resolved to, each entry trusted until
+//! a time of its own. Both token kinds use it so that the hot path does not read the database
+//! for a credential it has just seen; what may change behind an entry (revocation, a deleted
+//! principal) bounds how long the entry is trusted.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Credentials and what they resolved to; at most `capacity` of them.
+pub struct CredentialCache<V> {
+    map: Mutex<HashMap<String, (V, i64)>>,
+    capacity: usize,
+}
+
+impl<V: Clone> CredentialCache<V> {
+    /// A cache holding at most `capacity` entries.
+    pub fn new(capacity: usize) -> Self {
+        CredentialCache {
+            map: Mutex::new(HashMap::with_capacity(capacity.min(1024))),
+            capacity,
+        }
+    }
+
+    /// The entry for `key`, if present and still trusted at `now` (unix seconds).
+    pub fn get(&self, key: &str, now: i64) -> Option<V> {
+        let map = self.map.lock().ok()?;
+        map.get(key)
+            .filter(|(_, until)| *until > now)
+            .map(|(v, _)| v.clone())
+    }
+
+    /// Remembers `v` for `key` until `until`; when full, stale entries go first, then an
+    /// arbitrary half (a miss only costs a lookup).
+    pub fn put(&self, key: &str, v: V, until: i64, now: i64) {
+        let Ok(mut map) = self.map.lock() else { return };
+        if map.len() >= self.capacity {
+            map.retain(|_, (_, until)| *until > now);
+            if map.len() >= self.capacity {
+                let drop: Vec<String> = map.keys().take(map.len() / 2 + 1).cloned().collect();
+                for k in drop {
+                    map.remove(&k);
+                }
+            }
+        }
+        map.insert(key.to_string(), (v, until));
+    }
+
+    /// Forgets everything: after a change that may concern any entry (a revocation, a deleted
+    /// principal), so this process never serves a stale answer.
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.map.lock() {
+            map.clear();
+        }
+    }
+
+    /// How many entries are held.
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_trusted_until_their_time_only() {
+        let c = CredentialCache::new(4);
+        c.put("a", 1, 100, 50);
+        assert_eq!(c.get("a", 99), Some(1));
+        assert_eq!(c.get("a", 100), None);
+        assert_eq!(c.get("b", 50), None);
+    }
+
+    #[test]
+    fn a_full_cache_drops_stale_entries_first_and_stays_bounded() {
+        let c = CredentialCache::new(3);
+        c.put("old", 0, 10, 0);
+        c.put("a", 1, 100, 0);
+        c.put("b", 2, 100, 0);
+        c.put("c", 3, 100, 20);
+        assert_eq!(c.get("old", 20), None);
+        assert_eq!((c.get("a", 20), c.get("c", 20)), (Some(1), Some(3)));
+        for i in 0..100 {
+            c.put(&format!("k{i}"), i, 1000, 20);
+            assert!(c.len() <= 3);
+        }
+    }
+
+    #[test]
+    fn clear_forgets_everything() {
+        let c = CredentialCache::new(3);
+        c.put("a", 1, 100, 0);
+        c.clear();
+        assert!(c.is_empty());
+    }
+}
