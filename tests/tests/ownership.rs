@@ -8,6 +8,7 @@ use warrant_e2e::*;
 both_backends!(
     an_agent_builds_an_org_and_hands_it_to_a_human,
     invitations_are_single_use_expiring_and_revocable,
+    an_existing_person_joins_with_an_invitation_addressed_to_them,
 );
 
 const BUILDER_SCOPES: &[&str] = &[
@@ -333,4 +334,128 @@ async fn invitations_are_single_use_expiring_and_revocable(backend: Backend) {
     )
     .await
     .problem(422, "unprocessable");
+}
+
+async fn an_existing_person_joins_with_an_invitation_addressed_to_them(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    // A second organisation, founded by the owner, who invites Eve (a user of the first).
+    let org = s
+        .post(&s.owner_token, "/orgs", json!({"name": "Beta Labs"}))
+        .await
+        .expect_json(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let eve = s
+        .create_user(&s.owner_token, "eve@example.com", "Eve")
+        .await;
+    s.create_user(&s.owner_token, "mallory@example.com", "Mallory")
+        .await;
+    let (_, eve_token) = s
+        .issue_user_token(
+            "eve@example.com",
+            "Eve",
+            &["workspaces:read", "files:read"],
+            None,
+        )
+        .await;
+    let (_, mallory_token) = s
+        .issue_user_token("mallory@example.com", "Mallory", &["workspaces:read"], None)
+        .await;
+    let invite = |email: &'static str| {
+        let s = &s;
+        let org = org.clone();
+        async move {
+            s.post(
+                &s.owner_token,
+                &format!("/orgs/{org}/invitations"),
+                json!({"email": email, "role": "admin"}),
+            )
+            .await
+            .expect_json(201)["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let token = invite("EVE@example.com").await;
+    let join = |credential: Option<String>, token: String| {
+        let s = &s;
+        async move {
+            send(
+                s.req(Method::POST, "/invitations/join", credential.as_deref())
+                    .json(&json!({ "token": token })),
+            )
+            .await
+        }
+    };
+    s.get(&eve_token, &format!("/orgs/{org}")).await.expect(404);
+
+    // Who may not spend it: nobody signed in, another person, an agent.
+    join(None, token.clone()).await.expect(401);
+    let p = join(Some(mallory_token.clone()), token.clone())
+        .await
+        .problem(422, "unprocessable");
+    assert!(
+        p["detail"].as_str().unwrap().contains("another e-mail"),
+        "{p}"
+    );
+    let bot = s.create_agent(&s.owner_token, "bot").await;
+    let bot_token = s.agent_token(&bot, &["workspaces:read"]).await;
+    join(Some(bot_token), token.clone())
+        .await
+        .problem(422, "unprocessable");
+    join(Some(eve_token.clone()), "wrt_inv_not-a-real-one".into())
+        .await
+        .expect(401);
+
+    // Eve joins (the address matches whatever its case) with the invited role.
+    let joined = join(Some(eve_token.clone()), token.clone())
+        .await
+        .expect_json(200);
+    assert_eq!(
+        joined,
+        json!({"org_id": org, "principal_id": eve, "role": "admin"})
+    );
+    s.get(&eve_token, &format!("/orgs/{org}")).await.expect(200);
+    // The token is used up; a second invitation to a member is refused and stays open.
+    join(Some(eve_token.clone()), token)
+        .await
+        .problem(410, "gone");
+    let again = invite("eve@example.com").await;
+    join(Some(eve_token.clone()), again)
+        .await
+        .problem(409, "conflict");
+    let list = s
+        .get(&s.owner_token, &format!("/orgs/{org}/invitations"))
+        .await
+        .expect_json(200);
+    let statuses: Vec<&str> = list["invitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["open", "accepted"], "{list}");
+
+    // Membership is real: given a workspace role there, Eve reads its files.
+    let ws = s
+        .post(
+            &s.owner_token,
+            "/workspaces",
+            json!({"org_id": org, "name": "beta"}),
+        )
+        .await
+        .expect_json(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.put_file(&s.owner_token, &ws, "a.txt", "beta")
+        .await
+        .expect(201);
+    s.add_member(&s.owner_token, &ws, &eve, "viewer").await;
+    assert_eq!(
+        s.get_file(&eve_token, &ws, "a.txt").await.expect(200).body,
+        b"beta"
+    );
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::extract::{Authenticated, JsonBody, refuse_credential_in_query};
 use super::{AppState, problem::ApiError};
-use crate::service::invitations::{Acceptance, InvitationView, NewInvitation};
+use crate::service::invitations::{Acceptance, InvitationView, Joining, Membership, NewInvitation};
 use crate::service::orgs::PrincipalView;
 
 /// An organisation's invitations.
@@ -75,4 +75,26 @@ pub async fn accept_invitation(
     refuse_credential_in_query(&uri)?;
     let user = state.warrant.accept_invitation(req).await?;
     Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Joins an organisation with an invitation, as a person who already has an account: the
+/// caller's credential says who, the token (addressed to the caller's e-mail) says where.
+#[utoipa::path(post, path = "/invitations/join", tag = "identity", security(("bearer" = [])),
+    request_body = Joining, responses(
+    (status = 200, description = "joined", body = Membership),
+    (status = 401, description = "no valid credential, or not a valid invitation token"),
+    (status = 409, description = "already a member (the invitation stays open)"),
+    (status = 410, description = "already used, withdrawn or expired"),
+    (status = 422, description = "addressed to another e-mail address, or the caller is not a person"),
+))]
+pub async fn join_with_invitation(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    JsonBody(req): JsonBody<Joining>,
+) -> Result<Json<Membership>, ApiError> {
+    let joined = state
+        .warrant
+        .join_with_invitation(&caller, &req.token)
+        .await?;
+    Ok(Json(joined))
 }

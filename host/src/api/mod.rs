@@ -129,6 +129,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(invitations::invite, invitations::list_invitations))
         .routes(routes!(invitations::revoke_invitation))
         .routes(routes!(invitations::accept_invitation))
+        .routes(routes!(invitations::join_with_invitation))
         .routes(routes!(policies::put_policies, policies::get_policies))
         .routes(routes!(policies::policy_versions))
         .routes(routes!(policies::rollback_policies))
@@ -210,12 +211,14 @@ pub fn app(state: AppState) -> Router {
         ))
 }
 
-/// Requests that mint credentials or check passwords: limited harder, per address.
+/// Requests that mint credentials, check passwords or spend invitation tokens: limited
+/// harder, per address.
 fn is_sensitive(method: &axum::http::Method, path: &str) -> bool {
     (method == axum::http::Method::POST
         && (path == "/api/v1/tokens"
             || path == "/api/v1/users"
-            || path == "/api/v1/invitations/accept"))
+            || path == "/api/v1/invitations/accept"
+            || path == "/api/v1/invitations/join"))
         || path.starts_with("/oauth/")
         || path.starts_with("/login")
 }

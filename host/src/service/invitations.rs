@@ -32,6 +32,25 @@ pub struct NewInvitation {
     pub expires_in_hours: Option<i64>,
 }
 
+/// Joining an organisation as a person who already has an account.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Joining {
+    /// The `wrt_inv_…` token.
+    pub token: String,
+}
+
+/// A membership of an organisation.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Membership {
+    /// The organisation joined.
+    pub org_id: String,
+    /// The member.
+    pub principal_id: String,
+    /// The org role held there.
+    pub role: String,
+}
+
 /// An invitation as shown over the API.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InvitationView {
@@ -176,25 +195,8 @@ impl Warrant {
     /// Signs a person up with an invitation: creates the user in the organisation with the
     /// invited role, and uses the token up. Needs no credential — the token is one.
     pub async fn accept_invitation(&self, req: Acceptance) -> Result<PrincipalView> {
-        if !req.token.starts_with(INVITATION_PREFIX) {
-            return Err(Error::InvalidToken("not an invitation token"));
-        }
-        let hash = secrets::hash(&req.token);
-        let inv = store::invitations::by_token_hash(self.store.pool(), &hash)
-            .await?
-            .ok_or(Error::InvalidToken("unknown invitation token"))?;
+        let inv = self.open_invitation(&req.token).await?;
         let now = store::now();
-        if inv.accepted_at.is_some() {
-            return Err(Error::Gone("this invitation has already been used".into()));
-        }
-        if inv.revoked_at.is_some() {
-            return Err(Error::Gone("this invitation has been withdrawn".into()));
-        }
-        if inv.expires_at <= now {
-            return Err(Error::Gone(
-                "this invitation has expired; ask for a new one".into(),
-            ));
-        }
         let name = req.name.unwrap_or_else(|| inv.email.clone());
         check_name("a user name", &name)?;
         password::check_strength(&req.password)?;
@@ -239,5 +241,87 @@ impl Warrant {
             tracing::error!(error = %e, "could not write the audit log");
         }
         Ok(PrincipalView::from(&user))
+    }
+
+    /// Joins the signed-in caller to the organisation an invitation is for, with the invited
+    /// role: for people who already have an account (in this organisation's instance, in any
+    /// organisation). The invitation must be addressed to the caller's e-mail address, so a
+    /// leaked token is of no use to another account; agents and clients cannot accept one.
+    pub async fn join_with_invitation(&self, caller: &Caller, token: &str) -> Result<Membership> {
+        let inv = self.open_invitation(token).await?;
+        let user = &caller.principal;
+        if user.kind != PrincipalKind::User {
+            return Err(Error::Unprocessable(
+                "only a person can accept an invitation; this credential is an agent's or a \
+                 client's"
+                    .into(),
+            ));
+        }
+        if !user
+            .email
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case(&inv.email))
+        {
+            return Err(Error::Unprocessable(
+                "this invitation is addressed to another e-mail address".into(),
+            ));
+        }
+        let org = OrgId(inv.org_id.clone());
+        let role = OrgRole::parse(&inv.role)
+            .ok_or_else(|| Error::Internal(format!("stored invitation role {}", inv.role)))?;
+        if store::orgs::member_role(self.store.pool(), &org, &user.id)
+            .await?
+            .is_some()
+        {
+            return Err(Error::Conflict(
+                "you are already a member of this organisation; the invitation stays open".into(),
+            ));
+        }
+        let now = store::now();
+        let mut tx = self.store.pool().begin().await?;
+        // First the conditional update: of two racing acceptances exactly one gets here.
+        if !store::invitations::accept(&mut *tx, &inv.id, user.id.as_str(), now).await? {
+            return Err(Error::Gone("this invitation has already been used".into()));
+        }
+        store::orgs::set_member(&mut *tx, &org, &user.id, role).await?;
+        tx.commit().await?;
+        self.audit(
+            caller,
+            "invitation.accept",
+            &inv.id,
+            Some(format!(
+                "org={} role={} existing user",
+                inv.org_id, inv.role
+            )),
+        )
+        .await;
+        Ok(Membership {
+            org_id: inv.org_id,
+            principal_id: user.id.0.clone(),
+            role: inv.role,
+        })
+    }
+
+    /// The invitation a token names, if it can still be accepted.
+    async fn open_invitation(&self, token: &str) -> Result<Invitation> {
+        if !token.starts_with(INVITATION_PREFIX) {
+            return Err(Error::InvalidToken("not an invitation token"));
+        }
+        let hash = secrets::hash(token);
+        let inv = store::invitations::by_token_hash(self.store.pool(), &hash)
+            .await?
+            .ok_or(Error::InvalidToken("unknown invitation token"))?;
+        if inv.accepted_at.is_some() {
+            return Err(Error::Gone("this invitation has already been used".into()));
+        }
+        if inv.revoked_at.is_some() {
+            return Err(Error::Gone("this invitation has been withdrawn".into()));
+        }
+        if inv.expires_at <= store::now() {
+            return Err(Error::Gone(
+                "this invitation has expired; ask for a new one".into(),
+            ));
+        }
+        Ok(inv)
     }
 }
