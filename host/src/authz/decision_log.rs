@@ -124,8 +124,17 @@ async fn write_loop(
 
 async fn write_batch(store: &Store, batch: &[DecisionRecord]) -> Result<(), sqlx::Error> {
     let mut tx = store.pool().begin().await?;
-    for record in batch {
-        decisions::insert(&mut *tx, record).await?;
+    // Statements of a few fixed sizes only, so each connection prepares them once.
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let n = decisions::INSERT_SIZES
+            .iter()
+            .copied()
+            .find(|&n| n <= rest.len())
+            .unwrap_or(1);
+        let (rows, tail) = rest.split_at(n);
+        decisions::insert_many(&mut *tx, rows).await?;
+        rest = tail;
     }
     tx.commit().await
 }

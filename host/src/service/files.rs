@@ -375,21 +375,37 @@ impl Warrant {
         })
     }
 
-    /// Authorizes reading a file and returns its metadata. The row is read once: its tags are
-    /// what policies see, and it is what the caller gets.
+    /// Authorizes reading a file and returns its metadata. One query loads the workspace, the
+    /// caller's role and the file: its tags are what policies see, and it is what the caller
+    /// gets.
     async fn readable_file(
         &self,
         caller: &Caller,
         ws: &WorkspaceId,
         path: &FilePath,
     ) -> Result<FileMeta> {
-        let meta = store::files::get(self.store.pool(), ws, path.as_str()).await?;
+        let (workspace, role, meta) = store::workspaces::get_with_role_and_file(
+            self.store.pool(),
+            ws,
+            &caller.principal.id,
+            path.as_str(),
+        )
+        .await?
+        .and_then(|(w, role, meta)| role.map(|r| (w, r, meta)))
+        .ok_or(Error::NotFound("workspace"))?;
         let facts = ResourceFacts {
             tags: meta.as_ref().map(|m| m.tags.clone()).unwrap_or_default(),
             ..ResourceFacts::default()
         };
-        self.workspace_access(caller, ws, Action::ReadFile, Some(path.as_str()), &facts)
-            .await?;
+        self.authorize_in(
+            caller,
+            workspace,
+            role,
+            Action::ReadFile,
+            Some(path.as_str()),
+            &facts,
+        )
+        .await?;
         meta.ok_or(Error::NotFound("file"))
     }
 

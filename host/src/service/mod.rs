@@ -264,6 +264,20 @@ impl Warrant {
                 .await?
                 .and_then(|(w, role)| role.map(|r| (w, r)))
                 .ok_or(Error::NotFound("workspace"))?;
+        self.authorize_in(caller, workspace, role, action, path, facts)
+            .await
+    }
+
+    /// [`Warrant::workspace_access`] once the workspace and the caller's role are loaded.
+    async fn authorize_in(
+        &self,
+        caller: &Caller,
+        workspace: Workspace,
+        role: Role,
+        action: Action,
+        path: Option<&str>,
+        facts: &ResourceFacts,
+    ) -> Result<Access> {
         let policies = self.policies_of(&workspace).await?;
         self.authorize(
             caller,

@@ -82,34 +82,58 @@ fn from_row(r: &AnyRow) -> Result<DecisionRecord, sqlx::Error> {
     })
 }
 
-/// Appends one decision.
-pub async fn insert<'c>(db: impl AnyExecutor<'c>, d: &DecisionRecord) -> Result<(), sqlx::Error> {
+/// How many decisions one `INSERT` carries, largest first: 19 parameters each stays far below
+/// both databases' parameter limits (SQLite 32 766, PostgreSQL 65 535), and a few sizes only
+/// keep the prepared statements few.
+pub const INSERT_SIZES: [usize; 4] = [64, 16, 4, 1];
+
+/// Appends decisions with one statement: a round trip per row to SQLite's worker thread cost
+/// more than the row itself.
+pub async fn insert_many<'c>(
+    db: impl AnyExecutor<'c>,
+    rows: &[DecisionRecord],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    const PER_ROW: usize = 19;
+    let values: Vec<String> = (0..rows.len())
+        .map(|r| {
+            let params: Vec<String> = (1..=PER_ROW)
+                .map(|c| format!("${}", r * PER_ROW + c))
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO decision_log ({COLUMNS}) VALUES {}",
+        values.join(", ")
+    );
     let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-    sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO decision_log ({COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-    )))
-    .bind(&d.id)
-    .bind(d.at_ms)
-    .bind(d.workspace_id.as_deref())
-    .bind(&d.principal_id)
-    .bind(&d.principal_kind)
-    .bind(&d.credential_id)
-    .bind(&d.action)
-    .bind(&d.resource)
-    .bind(&d.transport)
-    .bind(i64::from(d.allowed))
-    .bind(d.layer.as_deref())
-    .bind(json(&d.policy_ids))
-    .bind(json(&d.reasons))
-    .bind(d.elapsed_us)
-    .bind(d.policy_version)
-    .bind(d.shadow_version)
-    .bind(d.shadow_allowed.map(i64::from))
-    .bind(d.shadow_policy_ids.as_ref().map(json))
-    .bind(d.plugins.as_ref().map(|p| p.to_string()))
-    .execute(db)
-    .await?;
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for d in rows {
+        q = q
+            .bind(d.id.clone())
+            .bind(d.at_ms)
+            .bind(d.workspace_id.clone())
+            .bind(d.principal_id.clone())
+            .bind(d.principal_kind.clone())
+            .bind(d.credential_id.clone())
+            .bind(d.action.clone())
+            .bind(d.resource.clone())
+            .bind(d.transport.clone())
+            .bind(i64::from(d.allowed))
+            .bind(d.layer.clone())
+            .bind(json(&d.policy_ids))
+            .bind(json(&d.reasons))
+            .bind(d.elapsed_us)
+            .bind(d.policy_version)
+            .bind(d.shadow_version)
+            .bind(d.shadow_allowed.map(i64::from))
+            .bind(d.shadow_policy_ids.as_ref().map(json))
+            .bind(d.plugins.as_ref().map(|p| p.to_string()));
+    }
+    q.execute(db).await?;
     Ok(())
 }
 

@@ -34,10 +34,10 @@ pub struct FileMeta {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "workspace_id, path, blob_id, size, sha256, content_type, etag, updated_by, updated_at, tags";
 
-fn from_row(r: &AnyRow) -> Result<FileMeta, sqlx::Error> {
+pub(super) fn from_row(r: &AnyRow) -> Result<FileMeta, sqlx::Error> {
     Ok(FileMeta {
         workspace_id: WorkspaceId(r.try_get("workspace_id")?),
         path: r.try_get("path")?,

@@ -66,6 +66,45 @@ pub async fn get_with_role<'c>(
     .transpose()
 }
 
+/// [`get_with_role`] and the file at `path` in one query: what reading a file needs, for one
+/// round trip instead of two on the hot path. (The column names of both tables are distinct.)
+#[allow(clippy::type_complexity)]
+pub async fn get_with_role_and_file<'c>(
+    db: impl AnyExecutor<'c>,
+    id: &WorkspaceId,
+    principal: &PrincipalId,
+    path: &str,
+) -> Result<Option<(Workspace, Option<Role>, Option<super::files::FileMeta>)>, sqlx::Error> {
+    let file_columns = super::files::COLUMNS
+        .split(", ")
+        .map(|c| format!("f.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT w.id, w.org_id, w.name, w.created_at, w.policy_version, w.shadow_version, w.plugins_version, m.role, {file_columns} \
+         FROM workspaces w LEFT JOIN workspace_members m ON m.workspace_id = w.id AND m.principal_id = $2 \
+         LEFT JOIN files f ON f.workspace_id = w.id AND f.path = $3 \
+         WHERE w.id = $1"
+    )))
+    .bind(id.as_str())
+    .bind(principal.as_str())
+    .bind(path)
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        let role = match r.try_get::<Option<String>, _>("role")? {
+            Some(_) => Some(role_from_row(&r)?),
+            None => None,
+        };
+        let file = match r.try_get::<Option<String>, _>("path")? {
+            Some(_) => Some(super::files::from_row(&r)?),
+            None => None,
+        };
+        Ok((from_row(&r)?, role, file))
+    })
+    .transpose()
+}
+
 /// The workspaces where `principal` holds a role, with that role.
 pub async fn list_for_principal<'c>(
     db: impl AnyExecutor<'c>,

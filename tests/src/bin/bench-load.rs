@@ -6,6 +6,7 @@
 //! the ratios the goals are stated in.
 //!
 //!     bench-load [seconds per round, default 5] [connections, default 16] [rounds, default 3]
+//!                [only scenarios whose name contains this text; the baseline always runs]
 //!
 //! Every scenario uses the same minimal client (hyper's connection API, one connection per
 //! task, no pooling layer) so that the client's own cost, which shares the two cores with the
@@ -71,7 +72,8 @@ async fn main() {
         warrant_e2e::warrant_bin().display()
     );
 
-    let scenarios: Vec<Scenario> = vec![
+    let only = args.get(4).cloned().unwrap_or_default();
+    let mut scenarios: Vec<Scenario> = vec![
         Scenario::new(
             "bare axum hello",
             hello_addr,
@@ -103,6 +105,7 @@ async fn main() {
             Kind::McpRead,
         ),
     ];
+    scenarios.retain(|s| matches!(s.kind, Kind::Hello) || s.name.contains(&only));
     let ctx = Arc::new(Context { seeded, host });
     let mut results: Vec<Vec<Round>> = scenarios.iter().map(|_| Vec::new()).collect();
     for s in &scenarios {
