@@ -201,15 +201,21 @@ fn client_auth(headers: &HeaderMap, form: &[(String, String)]) -> Result<ClientA
     })
 }
 
-async fn token(State(state): State<AppState>, req: Request) -> Response {
+/// What the client-authenticated endpoints (token, revocation, introspection) read first:
+/// the caller's address, its client authentication and the form; an error answer otherwise.
+async fn client_request(
+    req: Request,
+) -> Result<(Option<IpAddr>, ClientAuth, Vec<(String, String)>), Response> {
     let addr = client_addr(&req);
-    let (headers, form) = match read_form(req).await {
-        Ok(f) => f,
-        Err(e) => return oauth_error(&e, false),
-    };
-    let auth = match client_auth(&headers, &form) {
-        Ok(a) => a,
-        Err(e) => return oauth_error(&e, false),
+    let (headers, form) = read_form(req).await.map_err(|e| oauth_error(&e, false))?;
+    let auth = client_auth(&headers, &form).map_err(|e| oauth_error(&e, false))?;
+    Ok((addr, auth, form))
+}
+
+async fn token(State(state): State<AppState>, req: Request) -> Response {
+    let (addr, auth, form) = match client_request(req).await {
+        Ok(r) => r,
+        Err(response) => return response,
     };
     match state.warrant.token(&auth, &form, addr).await {
         Ok(t) => no_store(axum::Json(t).into_response()),
@@ -218,14 +224,9 @@ async fn token(State(state): State<AppState>, req: Request) -> Response {
 }
 
 async fn revoke(State(state): State<AppState>, req: Request) -> Response {
-    let addr = client_addr(&req);
-    let (headers, form) = match read_form(req).await {
-        Ok(f) => f,
-        Err(e) => return oauth_error(&e, false),
-    };
-    let auth = match client_auth(&headers, &form) {
-        Ok(a) => a,
-        Err(e) => return oauth_error(&e, false),
+    let (addr, auth, form) = match client_request(req).await {
+        Ok(r) => r,
+        Err(response) => return response,
     };
     match state.warrant.revoke(&auth, &form, addr).await {
         Ok(()) => no_store(StatusCode::OK.into_response()),
@@ -234,14 +235,9 @@ async fn revoke(State(state): State<AppState>, req: Request) -> Response {
 }
 
 async fn introspect(State(state): State<AppState>, req: Request) -> Response {
-    let addr = client_addr(&req);
-    let (headers, form) = match read_form(req).await {
-        Ok(f) => f,
-        Err(e) => return oauth_error(&e, false),
-    };
-    let auth = match client_auth(&headers, &form) {
-        Ok(a) => a,
-        Err(e) => return oauth_error(&e, false),
+    let (addr, auth, form) = match client_request(req).await {
+        Ok(r) => r,
+        Err(response) => return response,
     };
     match state.warrant.introspect(&auth, &form, addr).await {
         Ok(v) => no_store(axum::Json(v).into_response()),

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::super::Warrant;
 use super::clients::check_redirect_uris;
 use crate::authz::ScopeSet;
-use crate::identity::{PrincipalId, PrincipalKind};
+use crate::identity::{Principal, PrincipalId, PrincipalKind};
 use crate::oauth::secrets::{self, REFRESH_TOKEN_PREFIX, Secret};
 use crate::oauth::{OAuthError, REFRESH_ABSOLUTE_TTL, REFRESH_IDLE_TTL, audience_for, jwt, pkce};
 use crate::store::{
@@ -268,16 +268,8 @@ impl Warrant {
                 "the PKCE code_verifier does not match",
             ));
         }
-        if let Some(r) = single(form, "resource")?
-            && audience_for(self.oauth.issuer(), Some(r))? != record.resource
-        {
-            return Err(OAuthError::invalid_target(
-                "resource differs from the authorization request",
-            ));
-        }
-        let principal = store::principals::get(self.store.pool(), &record.principal_id)
-            .await?
-            .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
+        self.check_resource(form, &record.resource, "the authorization request")?;
+        let principal = self.grant_principal(&record.principal_id).await?;
         let grant = GrantRecord {
             id: crate::identity::new_id("grt"),
             client_id: client.id.clone(),
@@ -326,6 +318,30 @@ impl Warrant {
             scope: grant.scopes,
             refresh_token: refresh.map(|s| s.expose().to_string()),
         })
+    }
+
+    /// A `resource` parameter, when given again, must name what the grant was bound to.
+    fn check_resource(
+        &self,
+        form: &[(String, String)],
+        bound: &str,
+        bound_by: &str,
+    ) -> OResult<()> {
+        if let Some(r) = single(form, "resource")?
+            && audience_for(self.oauth.issuer(), Some(r))? != bound
+        {
+            return Err(OAuthError::invalid_target(format!(
+                "resource differs from {bound_by}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The user a grant acts for, who must still exist.
+    async fn grant_principal(&self, id: &PrincipalId) -> OResult<Principal> {
+        store::principals::get(self.store.pool(), id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))
     }
 
     async fn new_refresh(
@@ -383,16 +399,8 @@ impl Warrant {
             return Err(OAuthError::invalid_grant("the refresh token has expired"));
         }
         let scopes = requested_scopes(single(form, "scope")?, &grant.scopes)?.to_space_separated();
-        if let Some(r) = single(form, "resource")?
-            && audience_for(self.oauth.issuer(), Some(r))? != grant.resource
-        {
-            return Err(OAuthError::invalid_target(
-                "resource differs from the grant's",
-            ));
-        }
-        let principal = store::principals::get(self.store.pool(), &grant.principal_id)
-            .await?
-            .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
+        self.check_resource(form, &grant.resource, "the grant's")?;
+        let principal = self.grant_principal(&grant.principal_id).await?;
         let mut tx = self.store.pool().begin().await?;
         let refresh = self.new_refresh(&mut tx, &grant, now).await?;
         tx.commit().await?;
