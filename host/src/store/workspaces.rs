@@ -22,6 +22,14 @@ fn role_from_row(r: &AnyRow) -> Result<Role, sqlx::Error> {
     Role::parse(&role).ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role}").into()))
 }
 
+/// The `role` column of a LEFT JOIN on the members: None when the principal holds none.
+fn optional_role(r: &AnyRow) -> Result<Option<Role>, sqlx::Error> {
+    match r.try_get::<Option<String>, _>("role")? {
+        Some(_) => role_from_row(r).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Stores a new workspace.
 pub async fn insert<'c>(
     db: impl AnyExecutor<'c>,
@@ -56,15 +64,24 @@ pub async fn get_with_role<'c>(
     .bind(principal.as_str())
     .fetch_optional(db)
     .await?;
-    row.map(|r| {
-        let role = match r.try_get::<Option<String>, _>("role")? {
-            Some(_) => Some(role_from_row(&r)?),
-            None => None,
-        };
-        Ok((from_row(&r)?, role))
-    })
-    .transpose()
+    row.map(|r| Ok((from_row(&r)?, optional_role(&r)?)))
+        .transpose()
 }
+
+/// The query of [`get_with_role_and_file`], written once.
+static WITH_ROLE_AND_FILE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let file_columns = super::files::COLUMNS
+        .split(", ")
+        .map(|c| format!("f.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT w.id, w.org_id, w.name, w.created_at, w.policy_version, w.shadow_version, w.plugins_version, m.role, {file_columns} \
+         FROM workspaces w LEFT JOIN workspace_members m ON m.workspace_id = w.id AND m.principal_id = $2 \
+         LEFT JOIN files f ON f.workspace_id = w.id AND f.path = $3 \
+         WHERE w.id = $1"
+    )
+});
 
 /// [`get_with_role`] and the file at `path` in one query: what reading a file needs, for one
 /// round trip instead of two on the hot path. (The column names of both tables are distinct.)
@@ -75,27 +92,14 @@ pub async fn get_with_role_and_file<'c>(
     principal: &PrincipalId,
     path: &str,
 ) -> Result<Option<(Workspace, Option<Role>, Option<super::files::FileMeta>)>, sqlx::Error> {
-    let file_columns = super::files::COLUMNS
-        .split(", ")
-        .map(|c| format!("f.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT w.id, w.org_id, w.name, w.created_at, w.policy_version, w.shadow_version, w.plugins_version, m.role, {file_columns} \
-         FROM workspaces w LEFT JOIN workspace_members m ON m.workspace_id = w.id AND m.principal_id = $2 \
-         LEFT JOIN files f ON f.workspace_id = w.id AND f.path = $3 \
-         WHERE w.id = $1"
-    )))
-    .bind(id.as_str())
-    .bind(principal.as_str())
-    .bind(path)
-    .fetch_optional(db)
-    .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(WITH_ROLE_AND_FILE.as_str()))
+        .bind(id.as_str())
+        .bind(principal.as_str())
+        .bind(path)
+        .fetch_optional(db)
+        .await?;
     row.map(|r| {
-        let role = match r.try_get::<Option<String>, _>("role")? {
-            Some(_) => Some(role_from_row(&r)?),
-            None => None,
-        };
+        let role = optional_role(&r)?;
         let file = match r.try_get::<Option<String>, _>("path")? {
             Some(_) => Some(super::files::from_row(&r)?),
             None => None,
