@@ -1,22 +1,35 @@
 //! Cedar evaluation: the schema, the built-in role policies, and requests built directly in
 //! Rust (parsing entities from JSON costs ~350 µs; building them costs a few µs).
+//!
+//! Policy text, schemas and entities go through `cedar-policy`'s public API. The request's
+//! context and the evaluation use `cedar-policy-core` (the same crate `cedar-policy` wraps,
+//! pinned to the same version): the public API can only build a context by evaluating
+//! restricted expressions and can only authorize by rebuilding every policy's condition,
+//! which together were half of a decision's cost (see [`compiled`]).
 
-use std::collections::{HashMap, HashSet};
+mod compiled;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId,
-    EntityTypeName, EntityUid, PolicyId, PolicySet, Request, RestrictedExpression, Schema,
+    Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Schema,
     ValidationMode, Validator,
 };
+use cedar_policy_core::ast::{self, EntityUIDEntry, Name, RestrictedExpr, Value};
+use cedar_policy_core::evaluator::RestrictedEvaluator;
+use cedar_policy_core::extensions::Extensions;
+use smol_str::SmolStr;
 
 use super::action::Action;
+pub use compiled::CompiledSet;
 
 /// The Cedar schema every policy set is validated against.
-pub const SCHEMA_SRC: &str = include_str!("../../../policies/warrant.cedarschema");
+pub const SCHEMA_SRC: &str = include_str!("../../../../policies/warrant.cedarschema");
 /// The built-in role policies.
-pub const BASE_POLICIES_SRC: &str = include_str!("../../../policies/base.cedar");
+pub const BASE_POLICIES_SRC: &str = include_str!("../../../../policies/base.cedar");
 
 /// A problem found in Cedar text, located for the author.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -107,28 +120,10 @@ pub struct CedarOutcome {
 /// A request and its entities, built once and evaluated against one or more policy sets
 /// (the enforced set and, in shadow mode, the candidate).
 pub struct CedarQuery {
-    request: Request,
-    entities: std::sync::Arc<Entities>,
+    request: ast::Request,
+    entities: Arc<Entities>,
     /// The context as evaluated, when asked for with [`CedarContext::explain`].
     pub context_json: Option<serde_json::Value>,
-}
-
-/// A policy set ready for evaluation: the base role policies plus a tenant's set, split by
-/// action once at compile time, because Cedar's cost grows with every policy in the set,
-/// even those whose action can never match.
-pub struct CompiledSet {
-    /// The tenant version compiled in (None: base policies only).
-    pub version: Option<i64>,
-    by_action: HashMap<Action, PolicySet>,
-    /// How many tenant policies it holds.
-    pub tenant_policies: usize,
-}
-
-impl CompiledSet {
-    /// The policies that can apply to `action`.
-    pub fn for_action(&self, action: Action) -> Option<&PolicySet> {
-        self.by_action.get(&action)
-    }
 }
 
 /// Who wrote a policy set, which decides what it may contain.
@@ -278,8 +273,7 @@ fn locate(src: &str, offset: Option<usize>) -> (Option<usize>, Option<usize>, Op
 pub struct CedarEngine {
     schema: Schema,
     base: PolicySet,
-    base_compiled: std::sync::Arc<CompiledSet>,
-    authorizer: Authorizer,
+    base_compiled: Arc<CompiledSet>,
     types: EntityTypes,
     actions: HashMap<Action, EntityUid>,
     entity_cache: EntityCache,
@@ -290,17 +284,26 @@ pub struct CedarEngine {
 const IP_VALUE_CAP: usize = 4_096;
 
 /// The context's `datetime` (per second) and `ipaddr` (per address) values, made once and
-/// cloned: making one afresh parses the extension function's name with Cedar's parser
-/// (~4 µs each, more than all the other context fields together).
+/// cloned: making one calls Cedar's extension constructor, which parses its argument (and,
+/// through the public API, the function's name too).
 #[derive(Default)]
 struct ExtensionValues {
-    time: std::sync::Mutex<Option<(u64, RestrictedExpression)>>,
-    ips: std::sync::RwLock<HashMap<std::net::IpAddr, RestrictedExpression>>,
+    time: std::sync::Mutex<Option<(u64, Value)>>,
+    ips: std::sync::RwLock<HashMap<std::net::IpAddr, Value>>,
+}
+
+/// `name("arg")` evaluated by Cedar's extension function `name`.
+fn extension_value(name: &str, arg: String) -> Result<Value, String> {
+    let name = Name::parse_unqualified_name(name).map_err(|e| e.to_string())?;
+    let call = RestrictedExpr::call_extension_fn(name, [RestrictedExpr::val(arg)]);
+    RestrictedEvaluator::new(Extensions::all_available())
+        .interpret(call.as_borrowed())
+        .map_err(|e| e.to_string())
 }
 
 impl ExtensionValues {
     /// `datetime("…")` of `time`, to the second.
-    fn time(&self, time: SystemTime) -> RestrictedExpression {
+    fn time(&self, time: SystemTime) -> Result<Value, String> {
         let secs = time
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -309,29 +312,31 @@ impl ExtensionValues {
             && let Some((at, value)) = cached.as_ref()
             && *at == secs
         {
-            return value.clone();
+            return Ok(value.clone());
         }
-        let value =
-            RestrictedExpression::new_datetime(humantime::format_rfc3339_seconds(time).to_string());
+        let value = extension_value(
+            "datetime",
+            humantime::format_rfc3339_seconds(time).to_string(),
+        )?;
         if let Ok(mut cached) = self.time.lock() {
             *cached = Some((secs, value.clone()));
         }
-        value
+        Ok(value)
     }
 
     /// `ip("…")` of `addr`.
-    fn ip(&self, addr: std::net::IpAddr) -> RestrictedExpression {
+    fn ip(&self, addr: std::net::IpAddr) -> Result<Value, String> {
         if let Some(value) = self.ips.read().ok().and_then(|m| m.get(&addr).cloned()) {
-            return value;
+            return Ok(value);
         }
-        let value = RestrictedExpression::new_ip(addr.to_string());
+        let value = extension_value("ip", addr.to_string())?;
         if let Ok(mut ips) = self.ips.write() {
             if ips.len() >= IP_VALUE_CAP {
                 ips.clear();
             }
             ips.insert(addr, value.clone());
         }
-        value
+        Ok(value)
     }
 }
 
@@ -343,15 +348,15 @@ const ENTITY_CACHE_CAP: usize = 16_384;
 /// invalidating: the key holds everything the set is made of.
 #[derive(Default)]
 struct EntityCache {
-    sets: std::sync::RwLock<HashMap<String, (std::sync::Arc<Entities>, EntityUid)>>,
+    sets: std::sync::RwLock<HashMap<String, (Arc<Entities>, EntityUid)>>,
 }
 
 impl EntityCache {
-    fn get(&self, key: &str) -> Option<(std::sync::Arc<Entities>, EntityUid)> {
+    fn get(&self, key: &str) -> Option<(Arc<Entities>, EntityUid)> {
         self.sets.read().ok()?.get(key).cloned()
     }
 
-    fn put(&self, key: String, value: (std::sync::Arc<Entities>, EntityUid)) {
+    fn put(&self, key: String, value: (Arc<Entities>, EntityUid)) {
         if let Ok(mut sets) = self.sets.write() {
             if sets.len() >= ENTITY_CACHE_CAP {
                 sets.clear();
@@ -403,7 +408,7 @@ impl CedarEngine {
                 )
             })
             .collect();
-        let base_compiled = std::sync::Arc::new(compile_with(&actions, &base, None, None)?);
+        let base_compiled = Arc::new(CompiledSet::new(&actions, &base, None, None)?);
         Ok(CedarEngine {
             types: EntityTypes {
                 org: name("Org")?,
@@ -418,7 +423,6 @@ impl CedarEngine {
             schema,
             base,
             base_compiled,
-            authorizer: Authorizer::new(),
             entity_cache: EntityCache::default(),
             extension_values: ExtensionValues::default(),
             actions,
@@ -436,7 +440,7 @@ impl CedarEngine {
     }
 
     /// The base policies alone, compiled (for workspaces without a tenant set, and org actions).
-    pub fn base_compiled(&self) -> std::sync::Arc<CompiledSet> {
+    pub fn base_compiled(&self) -> Arc<CompiledSet> {
         self.base_compiled.clone()
     }
 
@@ -448,53 +452,12 @@ impl CedarEngine {
         permits_allowed: bool,
     ) -> Result<CompiledSet, CedarTextError> {
         let tenant = parse_policies(&self.schema, src, Author::Tenant { permits_allowed })?;
-        compile_with(&self.actions, &self.base, Some(&tenant), Some(version))
+        CompiledSet::new(&self.actions, &self.base, Some(&tenant), Some(version))
     }
 
     /// Evaluates a built query against a compiled set. Any evaluation error denies.
     pub fn authorize(&self, set: &CompiledSet, action: Action, query: &CedarQuery) -> CedarOutcome {
-        let Some(policies) = set.for_action(action) else {
-            return CedarOutcome {
-                allowed: false,
-                policy_ids: Vec::new(),
-                errors: vec![format!(
-                    "no policies are compiled for {}",
-                    action.cedar_id()
-                )],
-            };
-        };
-        let response =
-            self.authorizer
-                .is_authorized(&query.request, policies, query.entities.as_ref());
-        let errors: Vec<String> = response
-            .diagnostics()
-            .errors()
-            .map(|e| e.to_string())
-            .collect();
-        // A request refused because a policy failed to evaluate is determined by that policy,
-        // not by the permits that were satisfied.
-        let policy_ids = if errors.is_empty() {
-            response
-                .diagnostics()
-                .reason()
-                .map(|id| id.to_string())
-                .collect()
-        } else {
-            response
-                .diagnostics()
-                .errors()
-                .map(
-                    |cedar_policy::AuthorizationError::PolicyEvaluationError(e)| {
-                        e.policy_id().to_string()
-                    },
-                )
-                .collect()
-        };
-        CedarOutcome {
-            allowed: response.decision() == CedarDecision::Allow && errors.is_empty(),
-            policy_ids,
-            errors,
-        }
+        set.authorize(action, query)
     }
 
     fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
@@ -583,7 +546,7 @@ impl CedarEngine {
             Some(hit) => hit,
             None => {
                 let built = self.entities(principal_uid.clone(), principal.groups, resource)?;
-                let built = (std::sync::Arc::new(built.0), built.1);
+                let built = (Arc::new(built.0), built.1);
                 self.entity_cache.put(key, built.clone());
                 built
             }
@@ -616,86 +579,57 @@ impl CedarEngine {
                 "tags": ctx.tags,
             })
         });
-        let string = |s: &str| RestrictedExpression::new_string(s.to_string());
-        let mut pairs = vec![
-            ("role".to_string(), string(ctx.role)),
+        let string = |s: &str| Value::from(s);
+        let mut values: BTreeMap<SmolStr, Value> = BTreeMap::from([
+            ("role".into(), string(ctx.role)),
             (
-                "scopes".to_string(),
-                RestrictedExpression::new_set(ctx.scopes.iter().map(|s| string(s))),
+                "scopes".into(),
+                Value::set(ctx.scopes.iter().map(|s| string(s)), None),
             ),
-            ("token_kind".to_string(), string(ctx.token_kind)),
-            ("principal_kind".to_string(), string(ctx.principal_kind)),
-            ("transport".to_string(), string(ctx.transport)),
-            ("time".to_string(), self.extension_values.time(ctx.time)),
-            ("path".to_string(), string(path)),
-            ("folder".to_string(), string(folder)),
-            ("extension".to_string(), string(&extension)),
+            ("token_kind".into(), string(ctx.token_kind)),
+            ("principal_kind".into(), string(ctx.principal_kind)),
+            ("transport".into(), string(ctx.transport)),
+            ("time".into(), self.extension_values.time(ctx.time)?),
+            ("path".into(), string(path)),
+            ("folder".into(), string(folder)),
+            ("extension".into(), string(&extension)),
             (
-                "tags".to_string(),
-                RestrictedExpression::new_set(ctx.tags.iter().map(|t| string(t))),
+                "tags".into(),
+                Value::set(ctx.tags.iter().map(|t| string(t)), None),
             ),
-        ];
+        ]);
         if let Some(ip) = ctx.client_ip {
-            pairs.push(("client_ip".to_string(), self.extension_values.ip(ip)));
+            values.insert("client_ip".into(), self.extension_values.ip(ip)?);
             if let Some(j) = context_json.as_mut() {
                 j["client_ip"] = serde_json::json!(ip.to_string());
             }
         }
         if let Some(size) = ctx.size {
             let size = i64::try_from(size).unwrap_or(i64::MAX);
-            pairs.push(("size".to_string(), RestrictedExpression::new_long(size)));
+            values.insert("size".into(), Value::from(size));
             if let Some(j) = context_json.as_mut() {
                 j["size"] = serde_json::json!(size);
             }
         }
-        let context = Context::from_pairs(pairs).map_err(|e| e.to_string())?;
         let action_uid = self
             .actions
             .get(&action)
-            .cloned()
             .ok_or_else(|| format!("unknown action {}", action.cedar_id()))?;
-        let request = Request::new(principal_uid, action_uid, resource_uid, context, None)
-            .map_err(|e| e.to_string())?;
+        let known = |uid: &EntityUid| EntityUIDEntry::known(uid.as_ref().clone(), None);
+        // Like `cedar_policy::Request::new` without a schema: the context is a record of
+        // concrete values, built here instead of evaluated from expressions.
+        let request = ast::Request::new_unchecked(
+            known(&principal_uid),
+            known(action_uid),
+            known(&resource_uid),
+            Some(ast::Context::Value(Arc::new(values))),
+        );
         Ok(CedarQuery {
             request,
             entities,
             context_json,
         })
     }
-}
-
-/// Merges base and tenant policies and splits them by the actions each can apply to.
-fn compile_with(
-    actions: &HashMap<Action, EntityUid>,
-    base: &PolicySet,
-    tenant: Option<&PolicySet>,
-    version: Option<i64>,
-) -> Result<CompiledSet, CedarTextError> {
-    let mut by_action: HashMap<Action, PolicySet> =
-        actions.keys().map(|a| (*a, PolicySet::new())).collect();
-    let all = base
-        .policies()
-        .chain(tenant.into_iter().flat_map(|t| t.policies()));
-    for policy in all {
-        let applies = |uid: &EntityUid| match policy.action_constraint() {
-            ActionConstraint::Any => true,
-            ActionConstraint::Eq(a) => &a == uid,
-            ActionConstraint::In(list) => list.contains(uid),
-        };
-        for (action, uid) in actions {
-            if applies(uid)
-                && let Some(set) = by_action.get_mut(action)
-            {
-                set.add(policy.clone())
-                    .map_err(|e| text_error(e.to_string()))?;
-            }
-        }
-    }
-    Ok(CompiledSet {
-        version,
-        by_action,
-        tenant_policies: tenant.map_or(0, |t| t.policies().count()),
-    })
 }
 
 /// The cache key of an entity set: everything it is built from, NUL-separated.
