@@ -133,7 +133,7 @@ async fn write_batch(store: &Store, batch: &[DecisionRecord]) -> Result<(), sqlx
             .find(|&n| n <= rest.len())
             .unwrap_or(1);
         let (rows, tail) = rest.split_at(n);
-        decisions::insert_many(&mut *tx, rows).await?;
+        decisions::insert_many(&mut *tx, store.backend(), rows).await?;
         rest = tail;
     }
     tx.commit().await
