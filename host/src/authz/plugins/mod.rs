@@ -22,6 +22,7 @@ use serde::Serialize;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    UpdateDeadline,
 };
 
 use artefact::ArtefactCache;
@@ -33,8 +34,21 @@ use sandbox::{Sandbox, cut};
 
 /// The longest deny reason kept; longer ones are cut.
 pub const MAX_REASON_BYTES: usize = 1024;
-/// The epoch ticks once a millisecond; deadlines are counted in ticks.
+/// The epoch ticks once a millisecond; deadlines are checked on ticks.
 const TICK: Duration = Duration::from_millis(1);
+/// How many deadlines of wall-clock time an evaluation may take when its thread is starved
+/// of CPU (its CPU budget is the deadline itself).
+const WALL_CLOCK_CEILING: u32 = 20;
+
+/// CPU time this thread has used. An evaluation runs start to end on one thread, so the
+/// difference of two readings is what it spent.
+fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
 /// Imports a plugin may have: Warrant's own, and the WASI interfaces Rust's standard library
 /// always imports (linked as traps: calling them stops the plugin).
 const ALLOWED_IMPORTS: [&str; 3] = ["warrant:policy/", "wasi:cli/", "wasi:io/"];
@@ -342,12 +356,24 @@ impl PluginRuntime {
         );
         let mut store = Store::new(&self.engine, sandbox);
         store.limiter(|s| &mut s.limits);
-        let ticks = u64::try_from(self.settings.deadline.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let budget = self.settings.deadline;
+        let ticks = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX).max(1);
         // One tick more: the clock may tick right after the deadline is set.
         store.set_epoch_deadline(ticks.saturating_add(1));
-        store.epoch_deadline_trap();
+        // The deadline is CPU time spent on this thread, not time on the wall: on a busy
+        // machine the thread can be preempted in the middle of a 10 µs evaluation for longer
+        // than the whole budget, and refusing that request would punish an innocent plugin.
+        // The wall-clock ceiling still bounds how long a starved evaluation holds a request.
+        let (cpu_at_start, started) = (thread_cpu_time(), Instant::now());
+        let ceiling = budget.saturating_mul(WALL_CLOCK_CEILING);
+        store.epoch_deadline_callback(move |_| {
+            let spent = thread_cpu_time().saturating_sub(cpu_at_start);
+            Ok(if spent >= budget || started.elapsed() >= ceiling {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Continue(1)
+            })
+        });
         store
     }
 
@@ -440,7 +466,7 @@ impl PluginRuntime {
         if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
             return match trap {
                 wasmtime::Trap::Interrupt => format!(
-                    "it ran past its deadline of {} ms",
+                    "it ran past its deadline of {} ms of CPU time",
                     self.settings.deadline.as_millis()
                 ),
                 wasmtime::Trap::StackOverflow => {
@@ -563,4 +589,28 @@ fn lower(req: &PluginRequest<'_>) -> types::Request {
 /// The innermost cause, without wasm backtraces.
 fn root_cause(e: &wasmtime::Error) -> String {
     e.root_cause().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The deadline's clock: waiting (preempted, or blocked) costs a plugin nothing, working
+    /// does.
+    #[test]
+    fn the_deadline_clock_counts_work_not_waiting() {
+        let before = thread_cpu_time();
+        std::thread::sleep(Duration::from_millis(30));
+        let waited = thread_cpu_time().saturating_sub(before);
+        assert!(waited < Duration::from_millis(5), "{waited:?}");
+
+        let before = thread_cpu_time();
+        let started = Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let worked = thread_cpu_time().saturating_sub(before);
+        assert!(worked >= Duration::from_millis(10), "{worked:?}");
+    }
 }
