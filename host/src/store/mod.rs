@@ -79,6 +79,11 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings a connection every time it is taken from the pool. For SQLite that is
+            // a round trip to the connection's worker thread (two context switches) per query,
+            // to test an in-process connection that cannot have been dropped by a server.
+            // PostgreSQL connections can go stale across a restart: keep the test there.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
