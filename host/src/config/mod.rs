@@ -70,7 +70,8 @@ pub struct ServeConfig {
     /// The linear memory cap of one plugin evaluation, in MiB.
     #[arg(long, env = "WARRANT_PLUGIN_MEMORY_MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub plugin_memory_mib: u64,
-    /// How long one plugin evaluation may run, in milliseconds, before it is stopped (deny).
+    /// The CPU time one plugin evaluation may use, in milliseconds, before it is stopped (deny);
+    /// a thread starved of CPU gets 20 times this on the wall clock.
     #[arg(long, env = "WARRANT_PLUGIN_DEADLINE_MS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub plugin_deadline_ms: u64,
     /// The life of an OAuth access token, in seconds (1–900).

@@ -58,7 +58,8 @@ const ALLOWED_IMPORTS: [&str; 3] = ["warrant:policy/", "wasi:cli/", "wasi:io/"];
 pub struct PluginSettings {
     /// The linear memory cap of one evaluation.
     pub memory_bytes: usize,
-    /// How long one evaluation may run.
+    /// The CPU time one evaluation may use (on the wall clock it may take 20 times this when
+    /// its thread is starved).
     pub deadline: Duration,
     /// How many plugin instances may be alive at once (the pooling allocator's size).
     pub max_instances: u32,
