@@ -204,12 +204,18 @@ async fn metadata_view_is_json_without_the_bytes(backend: Backend) {
     )
     .await
     .not_found();
-    s.get(
-        &s.owner_token,
-        &format!("/workspaces/{ws}/files/docs/a.txt?metadata=maybe"),
-    )
-    .await
-    .expect(400);
+    // A malformed query parameter is a problem+json 400 that names it, like every bad input.
+    let bad = s
+        .get(
+            &s.owner_token,
+            &format!("/workspaces/{ws}/files/docs/a.txt?metadata=maybe"),
+        )
+        .await
+        .problem(400, "bad_request");
+    assert!(
+        bad["detail"].as_str().unwrap().contains("metadata"),
+        "{bad}"
+    );
     // Reading metadata is a read: an agent without a role in the workspace does not see it.
     let agent = s.create_agent(&s.owner_token, "outsider").await;
     let t = s.agent_token(&agent, &["files:read"]).await;

@@ -1,4 +1,5 @@
-//! Request extractors: the authenticated caller, and JSON bodies whose errors are problems.
+//! Request extractors: the authenticated caller, and JSON bodies and query strings whose
+//! errors are problems.
 
 use std::net::SocketAddr;
 
@@ -80,6 +81,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             )
             .into()),
             Err(other) => Err(Error::BadRequest(other.body_text()).into()),
+        }
+    }
+}
+
+/// Query parameters; a malformed or wrongly typed one is a 400 as problem+json (axum's own
+/// rejection is plain text).
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(QueryParams(value)),
+            Err(rejection) => Err(Error::BadRequest(rejection.body_text()).into()),
         }
     }
 }

@@ -2,14 +2,14 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::io::ReaderStream;
 
-use super::extract::{Authenticated, JsonBody};
+use super::extract::{Authenticated, JsonBody, QueryParams};
 use super::{AppState, problem::ApiError};
 use crate::Error;
 use crate::service::{FileBody, WriteConditions, WriteRequest};
@@ -142,7 +142,7 @@ pub async fn list_files(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(ws): Path<String>,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<FileList>, ApiError> {
     let files = state
         .warrant
@@ -223,7 +223,7 @@ pub async fn get_file(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     Path((ws, path)): Path<(String, String)>,
-    Query(q): Query<GetQuery>,
+    QueryParams(q): QueryParams<GetQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if q.metadata {

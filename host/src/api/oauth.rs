@@ -2,11 +2,11 @@
 //! The protocol endpoints themselves (authorize, token, …) are in `oauth_web`.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Authenticated, JsonBody};
+use super::extract::{Authenticated, JsonBody, QueryParams};
 use super::{AppState, problem::ApiError};
 use crate::service::oauth::{ClientView, NewClient, OAuthOrgSettings};
 
@@ -46,7 +46,7 @@ pub async fn create_client(
 pub async fn list_clients(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Query(q): Query<ClientQuery>,
+    QueryParams(q): QueryParams<ClientQuery>,
 ) -> Result<Json<ClientList>, ApiError> {
     Ok(Json(ClientList {
         clients: state

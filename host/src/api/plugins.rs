@@ -2,11 +2,11 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Authenticated, JsonBody};
+use super::extract::{Authenticated, JsonBody, QueryParams};
 use super::{AppState, problem::ApiError};
 use crate::Error;
 use crate::service::plugins::{AttachRequest, AttachmentView, MAX_PLUGIN_BYTES, PluginView};
@@ -46,7 +46,7 @@ pub struct AttachmentList {
 pub async fn upload_plugin(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Query(q): Query<UploadQuery>,
+    QueryParams(q): QueryParams<UploadQuery>,
     body: Body,
 ) -> Result<(StatusCode, Json<PluginView>), ApiError> {
     let bytes = axum::body::to_bytes(body, MAX_PLUGIN_BYTES)

@@ -1,12 +1,12 @@
 //! Tenant Cedar policies, the what-if endpoint and the decision log.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::extract::{Authenticated, JsonBody};
+use super::extract::{Authenticated, JsonBody, QueryParams};
 use super::{AppState, problem::ApiError};
 use crate::service::policies::{
     DecisionPage, DecisionQuery, PolicyMode, PolicyState, ShadowReport, VersionView, WhatIf,
@@ -40,7 +40,7 @@ pub async fn put_policies(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(ws): Path<String>,
-    Query(q): Query<ModeQuery>,
+    QueryParams(q): QueryParams<ModeQuery>,
     body: String,
 ) -> Result<Json<PolicyState>, ApiError> {
     let mode = q.mode.unwrap_or(PolicyMode::Enforce);
@@ -165,7 +165,7 @@ pub async fn decisions(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(ws): Path<String>,
-    Query(q): Query<DecisionQuery>,
+    QueryParams(q): QueryParams<DecisionQuery>,
 ) -> Result<Json<DecisionPage>, ApiError> {
     Ok(Json(state.warrant.decisions(&caller, &ws, q).await?))
 }
