@@ -12,6 +12,7 @@ use tokio_util::io::ReaderStream;
 use super::extract::{Authenticated, JsonBody, QueryParams};
 use super::{AppState, problem::ApiError};
 use crate::Error;
+use crate::files::BlobContents;
 use crate::service::{FileBody, WriteConditions, WriteRequest};
 use crate::store::files::FileMeta;
 
@@ -211,6 +212,9 @@ pub async fn put_file(
     Ok(meta_response(status, &outcome.meta))
 }
 
+/// Files up to this size are read whole and sent in one piece; larger ones are streamed.
+const WHOLE_BODY_BYTES: u64 = 256 << 10;
+
 /// Downloads a file, or with `?metadata=true` shows its metadata.
 #[utoipa::path(get, path = "/workspaces/{ws}/files/{*path}", tag = "files", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id"), ("path" = String, Path, description = "file path"), GetQuery),
@@ -230,7 +234,10 @@ pub async fn get_file(
         let meta = state.warrant.stat_file(&caller, &ws, &path).await?;
         return Ok(meta_response(StatusCode::OK, &meta));
     }
-    let (meta, file) = state.warrant.get_file(&caller, &ws, &path).await?;
+    let (meta, contents) = state
+        .warrant
+        .get_file(&caller, &ws, &path, WHOLE_BODY_BYTES)
+        .await?;
     let etag = etag_header(&meta.etag);
     if header_etag(&headers, header::IF_NONE_MATCH)?.as_deref() == Some(meta.etag.as_str()) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
@@ -239,7 +246,11 @@ pub async fn get_file(
         }
         return Ok(response);
     }
-    let mut response = Body::from_stream(ReaderStream::new(file)).into_response();
+    let body = match contents {
+        BlobContents::Whole(bytes) => Body::from(bytes),
+        BlobContents::Stream(file) => Body::from_stream(ReaderStream::new(file)),
+    };
+    let mut response = body.into_response();
     let h = response.headers_mut();
     if let Some(v) = etag {
         h.insert(header::ETAG, v);

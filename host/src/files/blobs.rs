@@ -11,6 +11,14 @@ use tokio::io::AsyncWriteExt;
 
 use crate::Error;
 
+/// A blob's bytes as a read hands them over.
+pub enum BlobContents {
+    /// All of it, read in one go.
+    Whole(bytes::Bytes),
+    /// An open file, to stream.
+    Stream(fs::File),
+}
+
 /// A blob written to disk.
 #[derive(Debug, Clone)]
 pub struct StoredBlob {
@@ -109,10 +117,23 @@ impl BlobStore {
         Ok((size, hex::encode(hasher.finalize())))
     }
 
-    /// Opens a blob for reading.
-    pub async fn open_blob(&self, id: &str) -> Result<fs::File, Error> {
-        match fs::File::open(self.path_of(id)).await {
-            Ok(f) => Ok(f),
+    /// Opens a blob of `size` bytes for reading: read whole when it is at most `whole_up_to`
+    /// bytes (one trip to the blocking pool for open, read and close, where streaming costs one
+    /// per read), else as an open file to stream.
+    pub async fn read_blob(
+        &self,
+        id: &str,
+        size: u64,
+        whole_up_to: u64,
+    ) -> Result<BlobContents, Error> {
+        let path = self.path_of(id);
+        let read = if size <= whole_up_to {
+            fs::read(path).await.map(|v| BlobContents::Whole(v.into()))
+        } else {
+            fs::File::open(path).await.map(BlobContents::Stream)
+        };
+        match read {
+            Ok(contents) => Ok(contents),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound("file")),
             Err(e) => Err(e.into()),
         }

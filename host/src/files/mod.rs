@@ -6,5 +6,5 @@ pub mod blobs;
 pub mod import;
 pub mod path;
 
-pub use blobs::{BlobStore, StoredBlob};
+pub use blobs::{BlobContents, BlobStore, StoredBlob};
 pub use path::{FilePath, FolderPrefix};

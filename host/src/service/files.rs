@@ -8,7 +8,7 @@ use futures::Stream;
 
 use super::Warrant;
 use crate::authz::{Action, Caller, ResourceFacts};
-use crate::files::{FilePath, FolderPrefix};
+use crate::files::{BlobContents, FilePath, FolderPrefix};
 use crate::identity::{OrgId, WorkspaceId};
 use crate::store::files::FileMeta;
 use crate::store::{self, is_unique_violation};
@@ -416,20 +416,23 @@ impl Warrant {
             .await
     }
 
-    /// A file's metadata and an open handle on its bytes.
+    /// A file's metadata and its bytes: all of them when the file is at most `whole_up_to`
+    /// bytes long, else an open handle to stream them from.
     pub async fn get_file(
         &self,
         caller: &Caller,
         ws: &str,
         path: &str,
-    ) -> Result<(FileMeta, tokio::fs::File)> {
+        whole_up_to: u64,
+    ) -> Result<(FileMeta, BlobContents)> {
         let ws = WorkspaceId(ws.to_string());
         let path = FilePath::parse(path)?;
         let mut meta = self.readable_file(caller, &ws, &path).await?;
         // A concurrent replace may remove the blob between the two reads: read again then.
         for _ in 0..3 {
-            match self.blobs.open_blob(&meta.blob_id).await {
-                Ok(file) => return Ok((meta, file)),
+            let size = u64::try_from(meta.size).unwrap_or(u64::MAX);
+            match self.blobs.read_blob(&meta.blob_id, size, whole_up_to).await {
+                Ok(contents) => return Ok((meta, contents)),
                 Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }

@@ -7,11 +7,11 @@ use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::io::AsyncReadExt;
 
 use super::{Kind, ToolSpec, add, done, structured};
 use crate::api::bodies::{FileView, ImportBody, MoveBody};
 use crate::authz::Scope;
+use crate::files::BlobContents;
 use crate::service::{FileBody, WriteConditions, WriteRequest};
 use crate::store::files::FileMeta;
 use crate::{Error, Result};
@@ -143,15 +143,12 @@ pub(crate) async fn read_bytes(
     ws: &str,
     path: &str,
 ) -> Result<(FileMeta, Vec<u8>)> {
-    let (meta, mut file) = w.get_file(caller, ws, path).await?;
-    if meta.size > MAX_READ_BYTES {
-        return Err(Error::PayloadTooLarge {
+    match w.get_file(caller, ws, path, MAX_READ_BYTES as u64).await? {
+        (meta, BlobContents::Whole(bytes)) => Ok((meta, bytes.into())),
+        (_, BlobContents::Stream(_)) => Err(Error::PayloadTooLarge {
             limit: MAX_READ_BYTES as u64,
-        });
+        }),
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
-    file.read_to_end(&mut bytes).await?;
-    Ok((meta, bytes))
 }
 
 /// The bytes as text when they are text, else as base64.
