@@ -1410,6 +1410,29 @@ impl TestServer {
 }
 
 impl TestServer {
+    /// Waits (up to 10 s) until the decision log of `ws`, read with `query` (e.g.
+    /// `limit=50`), holds an entry matching `pred`, and returns it. The log is written off the
+    /// request path, so a decision shows up a moment after its request.
+    pub async fn logged_decision(
+        &self,
+        ws: &str,
+        query: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let path = format!("/workspaces/{ws}/decisions?{query}");
+        let read = || async {
+            let log = self.get(&self.owner_token, &path).await.expect_json(200);
+            let hit = log["decisions"]
+                .as_array()
+                .and_then(|d| d.iter().find(|d| pred(d)).cloned());
+            (hit, log)
+        };
+        if let Some(hit) = poll_until(Duration::from_secs(10), || async { read().await.0 }).await {
+            return hit;
+        }
+        panic!("no such decision in {path}: {}", read().await.1)
+    }
+
     /// Runs one SQL statement on the server's database (to age a row, for example).
     pub async fn execute_sql(&self, sql: &str) {
         sqlx::any::install_default_drivers();

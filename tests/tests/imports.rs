@@ -691,19 +691,8 @@ forbid (principal, action == Action::"files:write", resource) when { context.pat
         .await
         .expect(201);
     // The import decisions are in the log (written asynchronously).
-    let logged = poll_until(Duration::from_secs(10), || async {
-        let log = s
-            .get(
-                &s.owner_token,
-                &format!("/workspaces/{ws}/decisions?limit=200"),
-            )
-            .await
-            .expect_json(200)
-            .to_string();
-        log.contains("files:import").then_some(())
-    })
-    .await;
-    assert!(logged.is_some(), "no files:import decision in the log");
+    s.logged_decision(&ws, "limit=200", |d| d["action"] == "files:import")
+        .await;
 }
 
 async fn upstream_errors_are_502(backend: Backend) {

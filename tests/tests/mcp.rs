@@ -278,19 +278,10 @@ async fn a_pat_session_lists_and_calls_tools(backend: Backend) {
     assert_eq!(usage, rest_usage);
 
     // The decision log records the calls with transport `mcp`.
-    let log = s
-        .get(
-            &s.owner_token,
-            &format!("/workspaces/{ws}/decisions?limit=100"),
-        )
-        .await;
-    let decisions = log.json()["decisions"].as_array().unwrap().clone();
-    assert!(
-        decisions
-            .iter()
-            .any(|d| d["transport"] == json!("mcp") && d["action"] == json!("files:write")),
-        "{decisions:?}"
-    );
+    s.logged_decision(&ws, "limit=100", |d| {
+        d["transport"] == json!("mcp") && d["action"] == json!("files:write")
+    })
+    .await;
     client.cancel().await.ok();
 
     // The stateless 2026-07-28 revision is served too.
@@ -382,19 +373,12 @@ async fn an_agent_token_sees_and_uses_only_what_it_may(backend: Backend) {
 
     // Nothing was written, and the refusal is in the decision log with transport mcp.
     s.get_file(&s.owner_token, &ws_a, "x.txt").await.expect(404);
-    let log = s
-        .get(
-            &s.owner_token,
-            &format!("/workspaces/{ws_a}/decisions?decision=deny&principal={agent}"),
-        )
-        .await;
-    let decisions = log.json()["decisions"].as_array().unwrap().clone();
-    assert!(
-        decisions.iter().any(|d| d["transport"] == json!("mcp")
+    s.logged_decision(&ws_a, &format!("decision=deny&principal={agent}"), |d| {
+        d["transport"] == json!("mcp")
             && d["action"] == json!("files:write")
-            && d["layer"] == json!("scope")),
-        "{decisions:?}"
-    );
+            && d["layer"] == json!("scope")
+    })
+    .await;
     client.cancel().await.ok();
 }
 

@@ -74,29 +74,9 @@ const AGENT_SCOPES: &[&str] = &[
     "workspaces:read",
 ];
 
-/// The newest decision-log entries of a workspace.
-async fn decisions(s: &TestServer, ws: &str) -> Vec<Value> {
-    let v = s
-        .get(
-            &s.owner_token,
-            &format!("/workspaces/{ws}/decisions?limit=50"),
-        )
-        .await
-        .expect_json(200);
-    v["decisions"].as_array().cloned().unwrap_or_default()
-}
-
-/// Waits until the decision log holds an entry matching `pred` (the log is written
-/// asynchronously, off the request path).
+/// Waits until the decision log of `ws` holds an entry matching `pred`.
 async fn logged(s: &TestServer, ws: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(d) = decisions(s, ws).await.into_iter().find(|d| pred(d)) {
-            return d;
-        }
-        assert!(Instant::now() < deadline, "no such decision was logged");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    s.logged_decision(ws, "limit=50", pred).await
 }
 
 async fn path_guard_confines_agents_until_detached(backend: Backend) {
