@@ -104,6 +104,9 @@ const SCOPE_RULES: &str = r#"{"rules":[{"name":"reports:publish","paths":["repor
 struct Scenario {
     authz: Authz,
     caller: Caller,
+    /// The same agent in 92 groups: with the org, workspace, 3 folders and the file, ~100
+    /// entities in the request's entity set.
+    caller_100_entities: Caller,
     org: OrgId,
     ws: WorkspaceId,
     rbac: WorkspacePolicies,
@@ -149,6 +152,11 @@ impl Scenario {
         Scenario {
             authz,
             caller: caller(),
+            caller_100_entities: {
+                let mut c = caller();
+                c.principal.groups = (0..92).map(|i| format!("g{i}")).collect();
+                c
+            },
             org: OrgId("org_bench".into()),
             ws: WorkspaceId("ws_bench".into()),
             rbac,
@@ -168,6 +176,10 @@ impl Scenario {
     }
 
     fn decide_at(&self, policies: &WorkspacePolicies, path: &str) -> bool {
+        self.decide_as(&self.caller, policies, path)
+    }
+
+    fn decide_as(&self, caller: &Caller, policies: &WorkspacePolicies, path: &str) -> bool {
         let target = Target::Workspace {
             org: &self.org,
             workspace: &self.ws,
@@ -176,9 +188,7 @@ impl Scenario {
             policies,
             facts: &self.facts,
         };
-        self.authz
-            .decide(&self.caller, Action::ReadFile, target)
-            .allowed
+        self.authz.decide(caller, Action::ReadFile, target).allowed
     }
 }
 
@@ -186,6 +196,11 @@ fn benches(c: &mut Criterion) {
     let s = Scenario::new();
     assert!(s.decide(&s.rbac) && s.decide(&s.tenant50));
     assert!(s.decide(&s.tenant50_1plugin) && s.decide(&s.tenant50_3plugins));
+    assert!(s.decide_as(
+        &s.caller_100_entities,
+        &s.tenant50_1plugin,
+        "reports/2026/q3/summary.pdf"
+    ));
 
     // The floor: Cedar's own is_authorized on a prebuilt request, base + 50 tenant policies.
     let ctx = CedarContext {
@@ -302,6 +317,17 @@ fn benches(c: &mut Criterion) {
             })
         },
     );
+    // ~100 entities: the principal's 92 groups are all in the request's entity set (the
+    // tenant set's `principal in Group::"g…"` forbids test membership against them).
+    c.bench_function("pipeline/base_plus_50_plus_1_plugin_100_entities", |b| {
+        b.iter(|| {
+            black_box(s.decide_as(
+                &s.caller_100_entities,
+                &s.tenant50_1plugin,
+                "reports/2026/q3/summary.pdf",
+            ))
+        })
+    });
     c.bench_function("pipeline/base_plus_50_plus_3_plugins", |b| {
         b.iter(|| black_box(s.decide(&s.tenant50_3plugins)))
     });
