@@ -193,6 +193,64 @@ mod tests {
         ]
     }
 
+    /// The same request built the way Cedar's public API builds one: the context from
+    /// restricted expressions (extension constructors included), evaluated by `Context`.
+    fn public_request(
+        ours: &cedar_policy::Request,
+        ctx: &CedarContext<'_>,
+        path: Option<&str>,
+    ) -> cedar_policy::Request {
+        use cedar_policy::{Context, RestrictedExpression as E};
+        let path = path.unwrap_or("");
+        let (folder, name) = path
+            .rfind('/')
+            .map_or(("", path), |i| (&path[..=i], &path[i + 1..]));
+        let extension = name
+            .rsplit_once('.')
+            .filter(|(stem, _)| !stem.is_empty())
+            .map(|(_, ext)| ext.to_ascii_lowercase())
+            .unwrap_or_default();
+        let string = |s: &str| E::new_string(s.to_string());
+        let mut pairs = vec![
+            ("role".to_string(), string(ctx.role)),
+            (
+                "scopes".to_string(),
+                E::new_set(ctx.scopes.iter().map(|s| string(s))),
+            ),
+            ("token_kind".to_string(), string(ctx.token_kind)),
+            ("principal_kind".to_string(), string(ctx.principal_kind)),
+            ("transport".to_string(), string(ctx.transport)),
+            (
+                "time".to_string(),
+                E::new_datetime(humantime::format_rfc3339_seconds(ctx.time).to_string()),
+            ),
+            ("path".to_string(), string(path)),
+            ("folder".to_string(), string(folder)),
+            ("extension".to_string(), string(&extension)),
+            (
+                "tags".to_string(),
+                E::new_set(ctx.tags.iter().map(|t| string(t))),
+            ),
+        ];
+        if let Some(ip) = ctx.client_ip {
+            pairs.push(("client_ip".to_string(), E::new_ip(ip.to_string())));
+        }
+        if let Some(size) = ctx.size {
+            pairs.push(("size".to_string(), E::new_long(size as i64)));
+        }
+        cedar_policy::Request::new(
+            ours.principal().unwrap().clone(),
+            ours.action().unwrap().clone(),
+            ours.resource().unwrap().clone(),
+            Context::from_pairs(pairs).unwrap(),
+            None,
+        )
+        .unwrap()
+    }
+
+    /// Decision, determining policies and errors agree with Cedar's own `Authorizer` on the
+    /// request Cedar's public API builds, for every action, kind of principal, role, path and
+    /// context this grid reaches.
     #[test]
     fn agrees_with_cedars_authorizer() {
         let engine = CedarEngine::builtin().unwrap();
@@ -255,10 +313,17 @@ mod tests {
                                 }
                             };
                             let query = engine.query(principal, action, resource, &ctx).unwrap();
+                            let reference = public_request(
+                                cedar_policy::Request::ref_cast(&query.request),
+                                &ctx,
+                                path.filter(|_| {
+                                    matches!(resource, CedarResource::Workspace { .. })
+                                }),
+                            );
                             for set in &sets {
                                 let ours = set.authorize(action, &query);
                                 let theirs = authorizer.is_authorized(
-                                    cedar_policy::Request::ref_cast(&query.request),
+                                    &reference,
                                     set.for_action(action).unwrap(),
                                     &query.entities,
                                 );
