@@ -1,6 +1,7 @@
 //! The load benchmark of `docs/performance.md`, in one command (`scripts/bench-load`):
 //! a release `warrant serve` on loopback with a seeded SQLite database (100 workspaces, each
-//! with tenant policies, 2 plugins, an agent and its token, one file), driven by a small
+//! with tenant policies, 2 plugins, an agent and its token, one file; and 16 more without the
+//! plugins, to show the plugins' share), driven by a small
 //! keep-alive HTTP/1.1 load generator, against a bare axum "hello" served by a child process
 //! with the same tokio set-up. Prints req/s, p50, p99, server CPU per request and RSS, and
 //! the ratios the goals are stated in.
@@ -29,6 +30,8 @@ use tokio::net::TcpStream;
 use warrant_e2e::{Backend, ServerOptions, TestServer, plugin_component};
 
 const WORKSPACES: usize = 100;
+/// Workspaces with the same policies and no plugins (the plugins' share of the cost).
+const WITHOUT_PLUGINS: usize = 16;
 const FILE: &str = "reports/q1.txt";
 const CONTENT: &[u8] = b"A small file, read over and over: the benchmark's payload.\n";
 
@@ -66,7 +69,8 @@ async fn main() {
     let warrant_addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
     let host = server.base.trim_start_matches("http://").to_string();
     println!(
-        "warrant {} ({}), seeded with {WORKSPACES} workspaces (10 tenant policies, path-guard + content-rules each); \
+        "warrant {} ({}), seeded with {WORKSPACES} workspaces (10 tenant policies, path-guard + content-rules each) \
+         and {WITHOUT_PLUGINS} without the plugins; \
          hello {hello_addr}; {conns} connections, {rounds} rounds of {secs} s",
         server.base,
         warrant_e2e::warrant_bin().display()
@@ -85,6 +89,12 @@ async fn main() {
             warrant_addr,
             server.pid(),
             Kind::Meta(Auth::Pat),
+        ),
+        Scenario::new(
+            "GET file metadata, PAT, workspace without plugins",
+            warrant_addr,
+            server.pid(),
+            Kind::Meta(Auth::PatNoPlugins),
         ),
         Scenario::new(
             "GET file metadata, OAuth JWT",
@@ -172,6 +182,8 @@ async fn start_warrant() -> TestServer {
 struct Seeded {
     /// (workspace id, its agent's PAT), one per workspace.
     workspaces: Vec<(String, String)>,
+    /// The same for workspaces with the tenant policies but no plugins.
+    without_plugins: Vec<(String, String)>,
     /// A client-credentials access token of a client that is a viewer in every workspace.
     jwt: String,
 }
@@ -188,50 +200,19 @@ async fn seed(s: &TestServer) -> Seeded {
         .await
         .expect_json(201);
     let client_principal = client["principal_id"].as_str().unwrap().to_string();
+    let plugins = [
+        (guard.as_str(), PATH_GUARD),
+        (rules.as_str(), CONTENT_RULES),
+    ];
     let mut workspaces = Vec::new();
     for i in 0..WORKSPACES {
-        let ws = s
-            .create_workspace(&s.owner_token, &format!("bench-{i}"))
-            .await;
-        warrant_e2e::send(
-            s.req(
-                RMethod::PUT,
-                &format!("/workspaces/{ws}/policies"),
-                Some(&s.owner_token),
-            )
-            .header("content-type", "text/plain")
-            .body(TENANT_POLICIES),
-        )
-        .await
-        .expect(200);
-        for (order, (plugin, config)) in [(&guard, PATH_GUARD), (&rules, CONTENT_RULES)]
-            .into_iter()
-            .enumerate()
-        {
-            let config: Value = serde_json::from_str(config).unwrap();
-            s.put_json(
-                &s.owner_token,
-                &format!("/workspaces/{ws}/plugins/{plugin}"),
-                json!({"config": config, "order": order}),
-            )
-            .await
-            .expect(200);
-        }
-        s.put_file(&s.owner_token, &ws, FILE, CONTENT)
-            .await
-            .expect(201);
-        let agent = s.create_agent(&s.owner_token, &format!("agent-{i}")).await;
-        s.add_member(&s.owner_token, &ws, &agent, "viewer").await;
-        s.add_member(&s.owner_token, &ws, &client_principal, "viewer")
-            .await;
-        let (_, token) = s
-            .create_token(
-                &s.owner_token,
-                json!({"name": format!("bench-{i}"), "scopes": ["files:read"],
-                       "workspaces": [ws], "principal_id": agent}),
-            )
-            .await;
-        workspaces.push((ws, token));
+        let name = format!("bench-{i}");
+        workspaces.push(seed_workspace(s, &name, &plugins, &client_principal).await);
+    }
+    let mut without_plugins = Vec::new();
+    for i in 0..WITHOUT_PLUGINS {
+        let name = format!("bench-plain-{i}");
+        without_plugins.push(seed_workspace(s, &name, &[], &client_principal).await);
     }
     let issued: Value = s
         .client
@@ -254,7 +235,61 @@ async fn seed(s: &TestServer) -> Seeded {
         .as_str()
         .unwrap_or_else(|| panic!("no access token: {issued}"))
         .to_string();
-    Seeded { workspaces, jwt }
+    Seeded {
+        workspaces,
+        without_plugins,
+        jwt,
+    }
+}
+
+/// A workspace with the tenant policies, `plugins` attached in order, the file, and an agent
+/// (viewer, with a `files:read` PAT limited to it); the OAuth client is a viewer too. Returns
+/// the workspace id and the agent's PAT.
+async fn seed_workspace(
+    s: &TestServer,
+    name: &str,
+    plugins: &[(&str, &str)],
+    client_principal: &str,
+) -> (String, String) {
+    let ws = s.create_workspace(&s.owner_token, name).await;
+    warrant_e2e::send(
+        s.req(
+            RMethod::PUT,
+            &format!("/workspaces/{ws}/policies"),
+            Some(&s.owner_token),
+        )
+        .header("content-type", "text/plain")
+        .body(TENANT_POLICIES),
+    )
+    .await
+    .expect(200);
+    for (order, (plugin, config)) in plugins.iter().enumerate() {
+        let config: Value = serde_json::from_str(config).unwrap();
+        s.put_json(
+            &s.owner_token,
+            &format!("/workspaces/{ws}/plugins/{plugin}"),
+            json!({"config": config, "order": order}),
+        )
+        .await
+        .expect(200);
+    }
+    s.put_file(&s.owner_token, &ws, FILE, CONTENT)
+        .await
+        .expect(201);
+    let agent = s
+        .create_agent(&s.owner_token, &format!("agent-{name}"))
+        .await;
+    s.add_member(&s.owner_token, &ws, &agent, "viewer").await;
+    s.add_member(&s.owner_token, &ws, client_principal, "viewer")
+        .await;
+    let (_, token) = s
+        .create_token(
+            &s.owner_token,
+            json!({"name": name, "scopes": ["files:read"],
+                   "workspaces": [ws], "principal_id": agent}),
+        )
+        .await;
+    (ws, token)
 }
 
 async fn upload(s: &TestServer, name: &str) -> String {
@@ -272,6 +307,8 @@ async fn upload(s: &TestServer, name: &str) -> String {
 enum Auth {
     Pat,
     Jwt,
+    /// A PAT, in a workspace without plugins.
+    PatNoPlugins,
 }
 
 #[derive(Clone, Copy)]
@@ -378,7 +415,12 @@ impl Client {
             .await
             .unwrap();
         tokio::spawn(conn);
-        let (ws, pat) = &ctx.seeded.workspaces[i % WORKSPACES];
+        let (ws, pat) = match s.kind {
+            Kind::Meta(Auth::PatNoPlugins) => {
+                &ctx.seeded.without_plugins[i % ctx.seeded.without_plugins.len()]
+            }
+            _ => &ctx.seeded.workspaces[i % WORKSPACES],
+        };
         let token = match s.kind {
             Kind::Meta(Auth::Jwt) => ctx.seeded.jwt.clone(),
             _ => pat.clone(),

@@ -10,6 +10,7 @@
 //! failed to evaluate. `tests::agrees_with_cedars_authorizer` checks the two agree.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use cedar_policy::{ActionConstraint, EntityUid, PolicySet};
 use cedar_policy_core::ast::{self, Effect, Expr, Literal, SlotEnv, ValueKind};
@@ -19,8 +20,10 @@ use cedar_policy_core::extensions::Extensions;
 use super::{CedarOutcome, CedarQuery, CedarTextError, text_error};
 use crate::authz::Action;
 
-/// One policy, ready to evaluate.
-struct CompiledPolicy {
+/// One policy, ready to evaluate; shared by every action it applies to, and a base policy by
+/// every workspace's set (a condition is a deep expression: a copy per action per workspace
+/// added tens of MiB for a hundred workspaces).
+pub(super) struct CompiledPolicy {
     /// Its id, as decisions name it.
     id: String,
     effect: Effect,
@@ -36,16 +39,38 @@ struct CompiledPolicy {
 pub struct CompiledSet {
     /// The tenant version compiled in (None: base policies only).
     pub version: Option<i64>,
-    by_action: HashMap<Action, (PolicySet, Vec<CompiledPolicy>)>,
+    by_action: HashMap<Action, (PolicySet, Vec<Arc<CompiledPolicy>>)>,
     /// How many tenant policies it holds.
     pub tenant_policies: usize,
 }
 
+/// Compiled policies by id.
+pub(super) type CompiledPolicies = HashMap<String, Arc<CompiledPolicy>>;
+
+/// Builds each policy's condition once.
+pub(super) fn compile_policies(set: &PolicySet) -> CompiledPolicies {
+    let core: &ast::PolicySet = set.as_ref();
+    core.policies()
+        .map(|p| {
+            let id = p.id().to_string();
+            let compiled = CompiledPolicy {
+                id: id.clone(),
+                effect: p.effect(),
+                condition: p.condition(),
+                slots: p.env().clone(),
+            };
+            (id, Arc::new(compiled))
+        })
+        .collect()
+}
+
 impl CompiledSet {
-    /// Merges base and tenant policies and splits them by the actions each can apply to.
+    /// Merges base and tenant policies and splits them by the actions each can apply to;
+    /// `base_compiled` is [`compile_policies`] of `base`, made once per process.
     pub(super) fn new(
         actions: &HashMap<Action, EntityUid>,
         base: &PolicySet,
+        base_compiled: &CompiledPolicies,
         tenant: Option<&PolicySet>,
         version: Option<i64>,
     ) -> Result<Self, CedarTextError> {
@@ -69,22 +94,23 @@ impl CompiledSet {
                 }
             }
         }
-        let by_action = sets
-            .into_iter()
-            .map(|(action, set)| {
-                let core: &ast::PolicySet = set.as_ref();
-                let compiled = core
-                    .policies()
-                    .map(|p| CompiledPolicy {
-                        id: p.id().to_string(),
-                        effect: p.effect(),
-                        condition: p.condition(),
-                        slots: p.env().clone(),
-                    })
-                    .collect();
-                (action, (set, compiled))
-            })
-            .collect();
+        let tenant_compiled = tenant.map(compile_policies).unwrap_or_default();
+        let mut by_action = HashMap::with_capacity(sets.len());
+        for (action, set) in sets {
+            let core: &ast::PolicySet = set.as_ref();
+            let compiled = core
+                .policies()
+                .map(|p| {
+                    let id = p.id().to_string();
+                    base_compiled
+                        .get(&id)
+                        .or_else(|| tenant_compiled.get(&id))
+                        .cloned()
+                        .ok_or_else(|| text_error(format!("policy {id} was not compiled")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            by_action.insert(action, (set, compiled));
+        }
         Ok(CompiledSet {
             version,
             by_action,

@@ -274,6 +274,8 @@ pub struct CedarEngine {
     schema: Schema,
     base: PolicySet,
     base_compiled: Arc<CompiledSet>,
+    /// The base policies' conditions, shared by every compiled set.
+    base_policies: compiled::CompiledPolicies,
     types: EntityTypes,
     actions: HashMap<Action, EntityUid>,
     entity_cache: EntityCache,
@@ -408,7 +410,14 @@ impl CedarEngine {
                 )
             })
             .collect();
-        let base_compiled = Arc::new(CompiledSet::new(&actions, &base, None, None)?);
+        let base_policies = compiled::compile_policies(&base);
+        let base_compiled = Arc::new(CompiledSet::new(
+            &actions,
+            &base,
+            &base_policies,
+            None,
+            None,
+        )?);
         Ok(CedarEngine {
             types: EntityTypes {
                 org: name("Org")?,
@@ -423,6 +432,7 @@ impl CedarEngine {
             schema,
             base,
             base_compiled,
+            base_policies,
             entity_cache: EntityCache::default(),
             extension_values: ExtensionValues::default(),
             actions,
@@ -452,7 +462,13 @@ impl CedarEngine {
         permits_allowed: bool,
     ) -> Result<CompiledSet, CedarTextError> {
         let tenant = parse_policies(&self.schema, src, Author::Tenant { permits_allowed })?;
-        CompiledSet::new(&self.actions, &self.base, Some(&tenant), Some(version))
+        CompiledSet::new(
+            &self.actions,
+            &self.base,
+            &self.base_policies,
+            Some(&tenant),
+            Some(version),
+        )
     }
 
     /// Evaluates a built query against a compiled set. Any evaluation error denies.
