@@ -1398,6 +1398,21 @@ impl TestServer {
         .await
     }
 
+    /// `PUT /workspaces/{ws}/policies` with Cedar text, as the owner (the new version is
+    /// enforced).
+    pub async fn put_policies(&self, ws: &str, cedar: &str) -> Reply {
+        send(
+            self.req(
+                Method::PUT,
+                &format!("/workspaces/{ws}/policies"),
+                Some(&self.owner_token),
+            )
+            .header("content-type", "text/plain")
+            .body(cedar.to_string()),
+        )
+        .await
+    }
+
     /// `POST /plugins?name=N` with a component's bytes.
     pub async fn upload_plugin(&self, token: &str, name: &str, bytes: Vec<u8>) -> Reply {
         send(

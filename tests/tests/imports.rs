@@ -246,20 +246,6 @@ async fn used_bytes(s: &TestServer) -> i64 {
     usage(s).await["used_bytes"].as_i64().unwrap()
 }
 
-async fn put_policies(s: &TestServer, ws: &str, cedar: &str) {
-    send(
-        s.req(
-            Method::PUT,
-            &format!("/workspaces/{ws}/policies"),
-            Some(&s.owner_token),
-        )
-        .header("content-type", "text/plain")
-        .body(cedar.to_string()),
-    )
-    .await
-    .expect(200);
-}
-
 const ALLOW_LOOPBACK: &[&str] = &[
     "--import-allow",
     "127.0.0.1/32",
@@ -650,8 +636,7 @@ async fn tenant_policies_refuse_imports_as_imports_and_as_writes(backend: Backen
         .expect(201);
     let before = up.heads().len();
 
-    put_policies(
-        &s,
+    s.put_policies(
         &ws,
         r#"@id("no-imports")
 forbid (principal, action == Action::"files:import", resource);
@@ -659,7 +644,8 @@ forbid (principal, action == Action::"files:import", resource);
 forbid (principal, action == Action::"files:write", resource) when { context.path like "locked/*" };
 "#,
     )
-    .await;
+    .await
+    .expect(200);
     let v = import(&s, &editor_token, &ws, &up.url("/doc"), "again.txt")
         .await
         .forbidden("policy");
@@ -675,14 +661,14 @@ forbid (principal, action == Action::"files:write", resource) when { context.pat
     );
 
     // A forbid on the write of the target path refuses an import there too.
-    put_policies(
-        &s,
+    s.put_policies(
         &ws,
         r#"@id("no-writes-in-locked")
 forbid (principal, action == Action::"files:write", resource) when { context.path like "locked/*" };
 "#,
     )
-    .await;
+    .await
+    .expect(200);
     let v = import(&s, &editor_token, &ws, &up.url("/doc"), "locked/x.txt")
         .await
         .forbidden("policy");

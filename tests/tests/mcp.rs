@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use reqwest::Method;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientConfig, ProtocolVersion,
     ReadResourceRequestParams, ResourceContents,
@@ -391,17 +390,7 @@ async fn a_policy_refusal_is_a_tool_error_naming_the_policy(backend: Backend) {
         .agent_token(&agent, &["files:read", "files:write", "files:delete"])
         .await;
     let policy = "@id(\"no-agent-deletes\")\nforbid (principal is Agent, action == Action::\"files:delete\", resource);\n";
-    send(
-        s.req(
-            Method::PUT,
-            &format!("/workspaces/{ws}/policies"),
-            Some(&s.owner_token),
-        )
-        .header("content-type", "text/plain")
-        .body(policy),
-    )
-    .await
-    .expect(200);
+    s.put_policies(&ws, policy).await.expect(200);
 
     let client = connect(&s, &token).await;
     assert!(

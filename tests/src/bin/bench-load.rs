@@ -24,7 +24,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use reqwest::Method as RMethod;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use warrant_e2e::{Backend, ServerOptions, TestServer, plugin_component};
@@ -252,17 +251,7 @@ async fn seed_workspace(
     client_principal: &str,
 ) -> (String, String) {
     let ws = s.create_workspace(&s.owner_token, name).await;
-    warrant_e2e::send(
-        s.req(
-            RMethod::PUT,
-            &format!("/workspaces/{ws}/policies"),
-            Some(&s.owner_token),
-        )
-        .header("content-type", "text/plain")
-        .body(TENANT_POLICIES),
-    )
-    .await
-    .expect(200);
+    s.put_policies(&ws, TENANT_POLICIES).await.expect(200);
     for (order, (plugin, config)) in plugins.iter().enumerate() {
         let config: Value = serde_json::from_str(config).unwrap();
         s.put_json(
