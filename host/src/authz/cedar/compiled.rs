@@ -12,12 +12,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cedar_policy::{ActionConstraint, EntityUid, PolicySet};
+use cedar_policy::{ActionConstraint, EntityUid, Policy, PolicySet};
 use cedar_policy_core::ast::{self, Effect, Expr, Literal, SlotEnv, ValueKind};
 use cedar_policy_core::evaluator::Evaluator;
 use cedar_policy_core::extensions::Extensions;
 
-use super::{CedarOutcome, CedarQuery, CedarTextError, text_error};
+use super::{CedarOutcome, CedarQuery};
 use crate::authz::Action;
 
 /// One policy, ready to evaluate; shared by every action it applies to, and a base policy by
@@ -33,13 +33,25 @@ pub(super) struct CompiledPolicy {
     slots: SlotEnv,
 }
 
+impl CompiledPolicy {
+    fn of(policy: &Policy) -> Arc<Self> {
+        let core: &ast::Policy = policy.as_ref();
+        Arc::new(CompiledPolicy {
+            id: core.id().to_string(),
+            effect: core.effect(),
+            condition: core.condition(),
+            slots: core.env().clone(),
+        })
+    }
+}
+
 /// A policy set ready for evaluation: the base role policies plus a tenant's set, split by
 /// action once at compile time, because the cost grows with every policy in the set, even
 /// those whose action can never match.
 pub struct CompiledSet {
     /// The tenant version compiled in (None: base policies only).
     pub version: Option<i64>,
-    by_action: HashMap<Action, (PolicySet, Vec<Arc<CompiledPolicy>>)>,
+    by_action: HashMap<Action, Vec<Arc<CompiledPolicy>>>,
     /// How many tenant policies it holds.
     pub tenant_policies: usize,
 }
@@ -49,18 +61,8 @@ pub(super) type CompiledPolicies = HashMap<String, Arc<CompiledPolicy>>;
 
 /// Builds each policy's condition once.
 pub(super) fn compile_policies(set: &PolicySet) -> CompiledPolicies {
-    let core: &ast::PolicySet = set.as_ref();
-    core.policies()
-        .map(|p| {
-            let id = p.id().to_string();
-            let compiled = CompiledPolicy {
-                id: id.clone(),
-                effect: p.effect(),
-                condition: p.condition(),
-                slots: p.env().clone(),
-            };
-            (id, Arc::new(compiled))
-        })
+    set.policies()
+        .map(|p| (p.id().to_string(), CompiledPolicy::of(p)))
         .collect()
 }
 
@@ -73,13 +75,17 @@ impl CompiledSet {
         base_compiled: &CompiledPolicies,
         tenant: Option<&PolicySet>,
         version: Option<i64>,
-    ) -> Result<Self, CedarTextError> {
-        let mut sets: HashMap<Action, PolicySet> =
-            actions.keys().map(|a| (*a, PolicySet::new())).collect();
+    ) -> Self {
+        let mut by_action: HashMap<Action, Vec<Arc<CompiledPolicy>>> =
+            actions.keys().map(|a| (*a, Vec::new())).collect();
         let all = base
             .policies()
             .chain(tenant.into_iter().flat_map(|t| t.policies()));
         for policy in all {
+            let compiled = base_compiled
+                .get(&policy.id().to_string())
+                .cloned()
+                .unwrap_or_else(|| CompiledPolicy::of(policy));
             let applies = |uid: &EntityUid| match policy.action_constraint() {
                 ActionConstraint::Any => true,
                 ActionConstraint::Eq(a) => &a == uid,
@@ -87,45 +93,31 @@ impl CompiledSet {
             };
             for (action, uid) in actions {
                 if applies(uid)
-                    && let Some(set) = sets.get_mut(action)
+                    && let Some(list) = by_action.get_mut(action)
                 {
-                    set.add(policy.clone())
-                        .map_err(|e| text_error(e.to_string()))?;
+                    list.push(compiled.clone());
                 }
             }
         }
-        let tenant_compiled = tenant.map(compile_policies).unwrap_or_default();
-        let mut by_action = HashMap::with_capacity(sets.len());
-        for (action, set) in sets {
-            let core: &ast::PolicySet = set.as_ref();
-            let compiled = core
-                .policies()
-                .map(|p| {
-                    let id = p.id().to_string();
-                    base_compiled
-                        .get(&id)
-                        .or_else(|| tenant_compiled.get(&id))
-                        .cloned()
-                        .ok_or_else(|| text_error(format!("policy {id} was not compiled")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            by_action.insert(action, (set, compiled));
-        }
-        Ok(CompiledSet {
+        CompiledSet {
             version,
             by_action,
             tenant_policies: tenant.map_or(0, |t| t.policies().count()),
-        })
+        }
     }
 
-    /// The policies that can apply to `action`.
-    pub fn for_action(&self, action: Action) -> Option<&PolicySet> {
-        self.by_action.get(&action).map(|(set, _)| set)
+    /// The ids of the policies that can apply to `action`, in evaluation order.
+    #[cfg(test)]
+    pub(super) fn policy_ids(&self, action: Action) -> Vec<&str> {
+        self.by_action
+            .get(&action)
+            .map(|list| list.iter().map(|p| p.id.as_str()).collect())
+            .unwrap_or_default()
     }
 
     /// Evaluates `query` against the policies of `action`. Any evaluation error denies.
     pub fn authorize(&self, action: Action, query: &CedarQuery) -> CedarOutcome {
-        let Some((_, policies)) = self.by_action.get(&action) else {
+        let Some(policies) = self.by_action.get(&action) else {
             return CedarOutcome {
                 allowed: false,
                 policy_ids: Vec::new(),
@@ -188,12 +180,16 @@ mod tests {
     use cedar_policy::{Authorizer, Decision};
     use ref_cast::RefCast;
 
-    use super::super::{CedarContext, CedarEngine, CedarPrincipal, CedarResource};
+    use super::super::{
+        Author, CedarContext, CedarEngine, CedarPrincipal, CedarResource, parse_policies,
+    };
     use super::*;
     use crate::identity::PrincipalKind;
 
-    /// Every example policy, and policies that permit, read every context field, and fail.
-    fn tenant_sets(engine: &CedarEngine) -> Vec<std::sync::Arc<CompiledSet>> {
+    /// Every example policy, and policies that permit, read every context field, and fail:
+    /// each set compiled, beside the whole unsplit set (base and tenant) for Cedar's
+    /// `Authorizer`, so the split by action is checked too.
+    fn tenant_sets(engine: &CedarEngine) -> Vec<(Arc<CompiledSet>, PolicySet)> {
         let examples =
             std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/examples"))
                 .unwrap()
@@ -208,13 +204,31 @@ mod tests {
             @id("overflow") forbid (principal in Group::"contractor", action == Action::"files:list", resource) when { 9223372036854775807 + 1 > 0 };
             @id("needs-scope") forbid (principal, action, resource) unless { context.scopes.contains("files:read") || context.principal_kind == "user" };
         "#;
+        let whole = |tenant: &str| {
+            let mut all = engine.base().clone();
+            let parsed = parse_policies(
+                engine.schema(),
+                tenant,
+                Author::Tenant {
+                    permits_allowed: true,
+                },
+            )
+            .unwrap();
+            for p in parsed.policies() {
+                all.add(p.clone()).unwrap();
+            }
+            all
+        };
+        let with_extra = format!("{examples}\n{extra}");
         vec![
-            engine.base_compiled(),
-            std::sync::Arc::new(engine.compile_tenant(&examples, 1, false).unwrap()),
-            std::sync::Arc::new(
-                engine
-                    .compile_tenant(&format!("{examples}\n{extra}"), 2, true)
-                    .unwrap(),
+            (engine.base_compiled(), engine.base().clone()),
+            (
+                Arc::new(engine.compile_tenant(&examples, 1, false).unwrap()),
+                whole(&examples),
+            ),
+            (
+                Arc::new(engine.compile_tenant(&with_extra, 2, true).unwrap()),
+                whole(&with_extra),
             ),
         ]
     }
@@ -346,13 +360,10 @@ mod tests {
                                     matches!(resource, CedarResource::Workspace { .. })
                                 }),
                             );
-                            for set in &sets {
+                            for (set, whole) in &sets {
                                 let ours = set.authorize(action, &query);
-                                let theirs = authorizer.is_authorized(
-                                    &reference,
-                                    set.for_action(action).unwrap(),
-                                    &query.entities,
-                                );
+                                let theirs =
+                                    authorizer.is_authorized(&reference, whole, &query.entities);
                                 let errors: Vec<String> = theirs
                                     .diagnostics()
                                     .errors()

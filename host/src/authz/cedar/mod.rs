@@ -417,7 +417,7 @@ impl CedarEngine {
             &base_policies,
             None,
             None,
-        )?);
+        ));
         Ok(CedarEngine {
             types: EntityTypes {
                 org: name("Org")?,
@@ -462,13 +462,13 @@ impl CedarEngine {
         permits_allowed: bool,
     ) -> Result<CompiledSet, CedarTextError> {
         let tenant = parse_policies(&self.schema, src, Author::Tenant { permits_allowed })?;
-        CompiledSet::new(
+        Ok(CompiledSet::new(
             &self.actions,
             &self.base,
             &self.base_policies,
             Some(&tenant),
             Some(version),
-        )
+        ))
     }
 
     /// Evaluates a built query against a compiled set. Any evaluation error denies.
@@ -695,11 +695,11 @@ mod tests {
         let set = engine
             .compile_tenant("@id(\"no-deletes\")\nforbid (principal, action == Action::\"files:delete\", resource);", 3, false)
             .unwrap();
-        let delete = set.for_action(Action::DeleteFile).unwrap();
-        assert!(delete.policy(&PolicyId::new("no-deletes")).is_some());
-        let read = set.for_action(Action::ReadFile).unwrap();
-        assert!(read.policy(&PolicyId::new("no-deletes")).is_none());
-        assert!(read.policy(&PolicyId::new("base/viewer-reads")).is_some());
+        let delete = set.policy_ids(Action::DeleteFile);
+        assert!(delete.contains(&"no-deletes"));
+        let read = set.policy_ids(Action::ReadFile);
+        assert!(!read.contains(&"no-deletes"));
+        assert!(read.contains(&"base/viewer-reads"));
     }
 
     #[test]
