@@ -124,18 +124,7 @@ async fn write_loop(
 
 async fn write_batch(store: &Store, batch: &[DecisionRecord]) -> Result<(), sqlx::Error> {
     let mut tx = store.pool().begin().await?;
-    // Statements of a few fixed sizes only, so each connection prepares them once.
-    let mut rest = batch;
-    while !rest.is_empty() {
-        let n = decisions::INSERT_SIZES
-            .iter()
-            .copied()
-            .find(|&n| n <= rest.len())
-            .unwrap_or(1);
-        let (rows, tail) = rest.split_at(n);
-        decisions::insert_many(&mut *tx, store.backend(), rows).await?;
-        rest = tail;
-    }
+    decisions::insert_all(&mut tx, store.backend(), batch).await?;
     tx.commit().await
 }
 
