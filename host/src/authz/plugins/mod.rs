@@ -40,6 +40,10 @@ const TICK: Duration = Duration::from_millis(1);
 /// of CPU (its CPU budget is the deadline itself).
 const WALL_CLOCK_CEILING: u32 = 20;
 
+/// Imports a plugin may have: Warrant's own, and the WASI interfaces Rust's standard library
+/// always imports (linked as traps: calling them stops the plugin).
+const ALLOWED_IMPORTS: [&str; 3] = ["warrant:policy/", "wasi:cli/", "wasi:io/"];
+
 /// CPU time this thread has used. An evaluation runs start to end on one thread, so the
 /// difference of two readings is what it spent.
 fn thread_cpu_time() -> Duration {
@@ -49,9 +53,6 @@ fn thread_cpu_time() -> Duration {
         u32::try_from(t.tv_nsec).unwrap_or(0),
     )
 }
-/// Imports a plugin may have: Warrant's own, and the WASI interfaces Rust's standard library
-/// always imports (linked as traps: calling them stops the plugin).
-const ALLOWED_IMPORTS: [&str; 3] = ["warrant:policy/", "wasi:cli/", "wasi:io/"];
 
 /// Limits of the runtime.
 #[derive(Debug, Clone)]
@@ -358,9 +359,7 @@ impl PluginRuntime {
         let mut store = Store::new(&self.engine, sandbox);
         store.limiter(|s| &mut s.limits);
         let budget = self.settings.deadline;
-        let ticks = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX).max(1);
-        // One tick more: the clock may tick right after the deadline is set.
-        store.set_epoch_deadline(ticks.saturating_add(1));
+        store.set_epoch_deadline(self.deadline_ticks());
         // The deadline is CPU time spent on this thread, not time on the wall: on a busy
         // machine the thread can be preempted in the middle of a 10 µs evaluation for longer
         // than the whole budget, and refusing that request would punish an innocent plugin.
@@ -376,6 +375,13 @@ impl PluginRuntime {
             })
         });
         store
+    }
+
+    /// The epoch ticks an evaluation gets before its deadline is first checked: one more than
+    /// the deadline, since the clock may tick right after the deadline is set.
+    fn deadline_ticks(&self) -> u64 {
+        let ticks = u64::try_from(self.settings.deadline.as_millis()).unwrap_or(u64::MAX);
+        ticks.max(1).saturating_add(1)
     }
 
     /// Runs a plugin's `configure` on `config` (blocking: call it off the async runtime).
@@ -535,7 +541,7 @@ impl PluginRuntime {
             store,
             instance,
             request,
-            ticks: self.settings.deadline.as_millis().max(1) as u64 + 1,
+            ticks: self.deadline_ticks(),
         })
     }
 }
