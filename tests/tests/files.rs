@@ -18,6 +18,7 @@ both_backends!(
     uploads_over_the_limit_are_413_and_leave_nothing,
     refusing_an_oversized_body_keeps_keep_alive_honest,
     if_match_guards_replacement,
+    if_none_match_answers_not_modified,
     if_match_on_a_missing_file_fails,
     list_with_prefix,
     move_renames_and_refuses_to_overwrite,
@@ -449,6 +450,43 @@ async fn uploads_over_the_limit_are_413_and_leave_nothing(backend: Backend) {
         .into_iter()
         .collect();
     assert_eq!(listed, BTreeSet::from(["at-limit.bin".to_string()]));
+}
+
+/// A conditional download: the current ETag gets 304 without a body, a stale one the bytes,
+/// a malformed header a 400.
+async fn if_none_match_answers_not_modified(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let ws = s.create_workspace(&s.owner_token, "cache").await;
+    let v1 = s
+        .put_file(&s.owner_token, &ws, "doc.txt", "v1")
+        .await
+        .expect_json(201);
+    let etag1 = v1["etag"].as_str().unwrap().to_string();
+    let get = |inm: String| {
+        let s = &s;
+        let ws = &ws;
+        async move {
+            send(
+                s.req(
+                    Method::GET,
+                    &format!("/workspaces/{ws}/files/doc.txt"),
+                    Some(&s.owner_token),
+                )
+                .header("if-none-match", inm),
+            )
+            .await
+        }
+    };
+    let fresh = get(format!("\"{etag1}\"")).await;
+    fresh.expect(304);
+    assert!(fresh.body.is_empty());
+    assert_eq!(fresh.header("etag"), Some(format!("\"{etag1}\"")));
+    s.put_file(&s.owner_token, &ws, "doc.txt", "v2")
+        .await
+        .expect(200);
+    let stale = get(format!("\"{etag1}\"")).await;
+    assert_eq!(stale.expect(200).body, b"v2");
+    get("\"a\", \"b\"".into()).await.problem(400, "bad_request");
 }
 
 async fn if_match_guards_replacement(backend: Backend) {

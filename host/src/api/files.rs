@@ -234,18 +234,21 @@ pub async fn get_file(
         let meta = state.warrant.stat_file(&caller, &ws, &path).await?;
         return Ok(meta_response(StatusCode::OK, &meta));
     }
+    let if_none_match = header_etag(&headers, header::IF_NONE_MATCH);
+    let unless = if_none_match.as_ref().ok().and_then(Option::as_deref);
     let (meta, contents) = state
         .warrant
-        .get_file(&caller, &ws, &path, WHOLE_BODY_BYTES)
+        .get_file(&caller, &ws, &path, WHOLE_BODY_BYTES, unless)
         .await?;
+    if_none_match?;
     let etag = etag_header(&meta.etag);
-    if header_etag(&headers, header::IF_NONE_MATCH)?.as_deref() == Some(meta.etag.as_str()) {
+    let Some(contents) = contents else {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         if let Some(v) = etag {
             response.headers_mut().insert(header::ETAG, v);
         }
         return Ok(response);
-    }
+    };
     let body = match contents {
         BlobContents::Whole(bytes) => Body::from(bytes),
         BlobContents::Stream(file) => Body::from_stream(ReaderStream::new(file)),

@@ -417,22 +417,27 @@ impl Warrant {
     }
 
     /// A file's metadata and its bytes: all of them when the file is at most `whole_up_to`
-    /// bytes long, else an open handle to stream them from.
+    /// bytes long, else an open handle to stream them from; no bytes (None) when its ETag is
+    /// `unless_etag`, so a conditional read that ends in "not modified" reads nothing.
     pub async fn get_file(
         &self,
         caller: &Caller,
         ws: &str,
         path: &str,
         whole_up_to: u64,
-    ) -> Result<(FileMeta, BlobContents)> {
+        unless_etag: Option<&str>,
+    ) -> Result<(FileMeta, Option<BlobContents>)> {
         let ws = WorkspaceId(ws.to_string());
         let path = FilePath::parse(path)?;
         let mut meta = self.readable_file(caller, &ws, &path).await?;
         // A concurrent replace may remove the blob between the two reads: read again then.
         for _ in 0..3 {
+            if unless_etag == Some(meta.etag.as_str()) {
+                return Ok((meta, None));
+            }
             let size = u64::try_from(meta.size).unwrap_or(u64::MAX);
             match self.blobs.read_blob(&meta.blob_id, size, whole_up_to).await {
-                Ok(contents) => return Ok((meta, contents)),
+                Ok(contents) => return Ok((meta, Some(contents))),
                 Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }

@@ -143,9 +143,14 @@ pub(crate) async fn read_bytes(
     ws: &str,
     path: &str,
 ) -> Result<(FileMeta, Vec<u8>)> {
-    match w.get_file(caller, ws, path, MAX_READ_BYTES as u64).await? {
-        (meta, BlobContents::Whole(bytes)) => Ok((meta, bytes.into())),
-        (_, BlobContents::Stream(_)) => Err(Error::PayloadTooLarge {
+    match w
+        .get_file(caller, ws, path, MAX_READ_BYTES as u64, None)
+        .await?
+    {
+        (meta, Some(BlobContents::Whole(bytes))) => Ok((meta, bytes.into())),
+        // Not asked for: only a conditional read (`unless_etag`) gets no bytes.
+        (_, None) => Err(Error::Internal("a file read returned no bytes".into())),
+        (_, Some(BlobContents::Stream(_))) => Err(Error::PayloadTooLarge {
             limit: MAX_READ_BYTES as u64,
         }),
     }
