@@ -385,7 +385,7 @@ impl Warrant {
         path: &FilePath,
     ) -> Result<FileMeta> {
         let (workspace, role, meta) = store::workspaces::get_with_role_and_file(
-            self.store.pool(),
+            &self.store,
             ws,
             &caller.principal.id,
             path.as_str(),

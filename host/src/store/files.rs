@@ -2,9 +2,10 @@
 //! version. Writers never hold a transaction open: each change is one conditional statement,
 //! so concurrent writers on SQLite and PostgreSQL alike serialize cleanly and the loser retries.
 
-use sqlx::any::{AnyExecutor, AnyRow};
+use sqlx::any::AnyExecutor;
 use sqlx::{AssertSqlSafe, Row};
 
+use super::columns::Columns;
 use crate::identity::{PrincipalId, WorkspaceId};
 
 /// The metadata of one file version.
@@ -37,22 +38,22 @@ pub struct FileMeta {
 pub(super) const COLUMNS: &str =
     "workspace_id, path, blob_id, size, sha256, content_type, etag, updated_by, updated_at, tags";
 
-pub(super) fn from_row(r: &AnyRow) -> Result<FileMeta, sqlx::Error> {
+pub(super) fn from_row(r: &impl Columns) -> Result<FileMeta, sqlx::Error> {
     Ok(FileMeta {
-        workspace_id: WorkspaceId(r.try_get("workspace_id")?),
-        path: r.try_get("path")?,
-        blob_id: r.try_get("blob_id")?,
-        size: r.try_get("size")?,
-        sha256: r.try_get("sha256")?,
-        content_type: r.try_get("content_type")?,
-        etag: r.try_get("etag")?,
+        workspace_id: WorkspaceId(r.text("workspace_id")?),
+        path: r.text("path")?,
+        blob_id: r.text("blob_id")?,
+        size: r.int("size")?,
+        sha256: r.text("sha256")?,
+        content_type: r.text("content_type")?,
+        etag: r.text("etag")?,
         tags: r
-            .try_get::<String, _>("tags")?
+            .text("tags")?
             .split_whitespace()
             .map(str::to_string)
             .collect(),
-        updated_by: PrincipalId(r.try_get("updated_by")?),
-        updated_at: r.try_get("updated_at")?,
+        updated_by: PrincipalId(r.text("updated_by")?),
+        updated_at: r.int("updated_at")?,
     })
 }
 

@@ -4,8 +4,10 @@
 //! transaction when several writes must land together.
 
 pub mod audit;
+mod columns;
 pub mod decisions;
 pub mod files;
+mod inline;
 pub mod invitations;
 pub mod locks;
 pub mod oauth;
@@ -17,8 +19,9 @@ pub mod quotas;
 pub mod tokens;
 pub mod workspaces;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -52,6 +55,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The hot read's inline path, for a SQLite file.
+    inline: Option<Arc<inline::InlineReader>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -71,9 +76,9 @@ impl Store {
                 redact_url(url)
             )));
         };
-        let url = match backend {
+        let (url, file) = match backend {
             Backend::Sqlite => prepare_sqlite_url(url)?,
-            Backend::Postgres => url.to_string(),
+            Backend::Postgres => (url.to_string(), None),
         };
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
@@ -105,7 +110,22 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| crate::Error::Internal(format!("migrations failed: {e}")))?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            inline: file.map(|f| Arc::new(inline::InlineReader::new(f))),
+        })
+    }
+
+    /// Runs a one-row read inline on the calling thread when the database is a SQLite file
+    /// (see [`inline`]); None when the caller must run it through the pool instead.
+    pub(crate) fn read_inline<T>(
+        &self,
+        sql: &str,
+        params: &[(&str, &str)],
+        map: impl FnOnce(&rusqlite::Row<'_>) -> Result<T, sqlx::Error>,
+    ) -> Option<Result<Option<T>, sqlx::Error>> {
+        self.inline.as_ref()?.query_row(sql, params, map)
     }
 
     /// The pool, an executor for single statements.
@@ -129,8 +149,9 @@ impl Store {
     }
 }
 
-/// Creates the folder of a SQLite file and asks sqlx to create the file itself.
-fn prepare_sqlite_url(url: &str) -> crate::Result<String> {
+/// Creates the folder of a SQLite file and asks sqlx to create the file itself; gives back the
+/// URL for sqlx and the file's path (None for an in-memory database).
+fn prepare_sqlite_url(url: &str) -> crate::Result<(String, Option<PathBuf>)> {
     let rest = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
@@ -143,13 +164,16 @@ fn prepare_sqlite_url(url: &str) -> crate::Result<String> {
     {
         std::fs::create_dir_all(parent)?;
     }
-    Ok(if url.contains("mode=") {
+    let in_memory = path.is_empty() || path == ":memory:" || url.contains("mode=memory");
+    let file = (!in_memory).then(|| PathBuf::from(path));
+    let url = if url.contains("mode=") {
         url.to_string()
     } else if url.contains('?') {
         format!("{url}&mode=rwc")
     } else {
         format!("{url}?mode=rwc")
-    })
+    };
+    Ok((url, file))
 }
 
 /// A database URL with any password replaced, for error messages and logs.

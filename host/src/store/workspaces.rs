@@ -1,30 +1,32 @@
 //! Workspaces and their members.
 
 use sqlx::Row;
-use sqlx::any::{AnyExecutor, AnyRow};
+use sqlx::any::AnyExecutor;
 
+use super::Store;
+use super::columns::Columns;
 use crate::identity::{Member, OrgId, PrincipalId, PrincipalKind, Role, Workspace, WorkspaceId};
 
-fn from_row(r: &AnyRow) -> Result<Workspace, sqlx::Error> {
+fn from_row(r: &impl Columns) -> Result<Workspace, sqlx::Error> {
     Ok(Workspace {
-        id: WorkspaceId(r.try_get("id")?),
-        org_id: OrgId(r.try_get("org_id")?),
-        name: r.try_get("name")?,
-        created_at: r.try_get("created_at")?,
-        policy_version: r.try_get("policy_version")?,
-        shadow_version: r.try_get("shadow_version")?,
-        plugins_version: r.try_get("plugins_version")?,
+        id: WorkspaceId(r.text("id")?),
+        org_id: OrgId(r.text("org_id")?),
+        name: r.text("name")?,
+        created_at: r.int("created_at")?,
+        policy_version: r.opt_int("policy_version")?,
+        shadow_version: r.opt_int("shadow_version")?,
+        plugins_version: r.int("plugins_version")?,
     })
 }
 
-fn role_from_row(r: &AnyRow) -> Result<Role, sqlx::Error> {
-    let role: String = r.try_get("role")?;
+fn role_from_row(r: &impl Columns) -> Result<Role, sqlx::Error> {
+    let role = r.text("role")?;
     Role::parse(&role).ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role}").into()))
 }
 
 /// The `role` column of a LEFT JOIN on the members: None when the principal holds none.
-fn optional_role(r: &AnyRow) -> Result<Option<Role>, sqlx::Error> {
-    match r.try_get::<Option<String>, _>("role")? {
+fn optional_role(r: &impl Columns) -> Result<Option<Role>, sqlx::Error> {
+    match r.opt_text("role")? {
         Some(_) => role_from_row(r).map(Some),
         None => Ok(None),
     }
@@ -85,28 +87,43 @@ static WITH_ROLE_AND_FILE: std::sync::LazyLock<String> = std::sync::LazyLock::ne
 
 /// [`get_with_role`] and the file at `path` in one query: what reading a file needs, for one
 /// round trip instead of two on the hot path. (The column names of both tables are distinct.)
+/// On SQLite it runs inline on the calling thread ([`super::inline`] says why).
 #[allow(clippy::type_complexity)]
-pub async fn get_with_role_and_file<'c>(
-    db: impl AnyExecutor<'c>,
+pub async fn get_with_role_and_file(
+    store: &Store,
     id: &WorkspaceId,
     principal: &PrincipalId,
     path: &str,
 ) -> Result<Option<(Workspace, Option<Role>, Option<super::files::FileMeta>)>, sqlx::Error> {
+    let params = [
+        ("$1", id.as_str()),
+        ("$2", principal.as_str()),
+        ("$3", path),
+    ];
+    if let Some(answer) = store.read_inline(&WITH_ROLE_AND_FILE, &params, |r| with_role_and_file(r))
+    {
+        return answer;
+    }
     let row = sqlx::query(sqlx::AssertSqlSafe(WITH_ROLE_AND_FILE.as_str()))
         .bind(id.as_str())
         .bind(principal.as_str())
         .bind(path)
-        .fetch_optional(db)
+        .fetch_optional(store.pool())
         .await?;
-    row.map(|r| {
-        let role = optional_role(&r)?;
-        let file = match r.try_get::<Option<String>, _>("path")? {
-            Some(_) => Some(super::files::from_row(&r)?),
-            None => None,
-        };
-        Ok((from_row(&r)?, role, file))
-    })
-    .transpose()
+    row.as_ref().map(with_role_and_file).transpose()
+}
+
+/// A row of [`WITH_ROLE_AND_FILE`].
+#[allow(clippy::type_complexity)]
+fn with_role_and_file(
+    r: &impl Columns,
+) -> Result<(Workspace, Option<Role>, Option<super::files::FileMeta>), sqlx::Error> {
+    let role = optional_role(r)?;
+    let file = match r.opt_text("path")? {
+        Some(_) => Some(super::files::from_row(r)?),
+        None => None,
+    };
+    Ok((from_row(r)?, role, file))
 }
 
 /// The workspaces where `principal` holds a role, with that role.
