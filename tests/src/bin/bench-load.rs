@@ -338,6 +338,8 @@ struct Round {
     elapsed: Duration,
     /// Server CPU seconds spent during the round.
     cpu: f64,
+    /// Context switches of the server's threads during the round.
+    switches: u64,
     /// Latencies in microseconds.
     latencies: Vec<u32>,
 }
@@ -355,6 +357,7 @@ async fn run_round(s: &Scenario, ctx: &Arc<Context>, conns: usize, d: Duration) 
         clients.push(Client::open(s, ctx, i).await);
     }
     let cpu0 = cpu_secs(s.pid);
+    let switches0 = context_switches(s.pid);
     let start = Instant::now();
     let tasks: Vec<_> = clients
         .into_iter()
@@ -376,11 +379,13 @@ async fn run_round(s: &Scenario, ctx: &Arc<Context>, conns: usize, d: Duration) 
     }
     let elapsed = start.elapsed();
     let cpu = cpu_secs(s.pid) - cpu0;
+    let switches = context_switches(s.pid).saturating_sub(switches0);
     latencies.sort_unstable();
     Round {
         requests: latencies.len() as u64,
         elapsed,
         cpu,
+        switches,
         latencies,
     }
 }
@@ -550,6 +555,24 @@ fn cpu_secs(pid: u32) -> f64 {
     ticks / 100.0 // USER_HZ
 }
 
+/// Context switches (voluntary and not) of all the process's threads so far: each thread
+/// hand-off on the request path shows here.
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
 /// (current RSS, peak RSS) in MiB.
 fn memory_of(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -582,20 +605,21 @@ fn report(scenarios: &[Scenario], results: &[Vec<Round>], (rss, peak): (f64, f64
         .unwrap_or(f64::NAN);
     println!();
     println!(
-        "| scenario | req/s (median round) | rounds | p50 | p99 | server CPU / req | vs hello | vs GET contents |"
+        "| scenario | req/s (median round) | rounds | p50 | p99 | server CPU / req | switches / req | vs hello | vs GET contents |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for ((s, rounds), m) in scenarios.iter().zip(results).zip(&medians) {
         let pct = |p: f64| m.latencies[((m.latencies.len() as f64 - 1.0) * p) as usize];
         let all: Vec<String> = rounds.iter().map(|r| format!("{:.0}", r.rate())).collect();
         println!(
-            "| {} | {:.0} | {} | {} µs | {} µs | {:.0} µs | {:.1} % | {} |",
+            "| {} | {:.0} | {} | {} µs | {} µs | {:.0} µs | {:.2} | {:.1} % | {} |",
             s.name,
             m.rate(),
             all.join(" / "),
             pct(0.50),
             pct(0.99),
             1e6 * m.cpu / m.requests as f64,
+            m.switches as f64 / m.requests as f64,
             100.0 * m.rate() / hello,
             if matches!(s.kind, Kind::McpRead) {
                 format!("{:.1} %", 100.0 * m.rate() / download)
