@@ -15,6 +15,7 @@
 //! figures are the median round. Every response is checked; a wrong answer stops the bench.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -379,7 +380,7 @@ async fn run_round(s: &Scenario, ctx: &Arc<Context>, conns: usize, d: Duration) 
     }
     let elapsed = start.elapsed();
     let cpu = cpu_secs(s.pid) - cpu0;
-    let switches = context_switches(s.pid).saturating_sub(switches0);
+    let switches = switches_between(&switches0, &context_switches(s.pid));
     latencies.sort_unstable();
     Round {
         requests: latencies.len() as u64,
@@ -555,21 +556,33 @@ fn cpu_secs(pid: u32) -> f64 {
     ticks / 100.0 // USER_HZ
 }
 
-/// Context switches (voluntary and not) of all the process's threads so far: each thread
-/// hand-off on the request path shows here.
-fn context_switches(pid: u32) -> u64 {
+/// Context switches (voluntary and not) of each of the process's threads so far, by thread
+/// id: each thread hand-off on the request path shows here.
+fn context_switches(pid: u32) -> HashMap<String, u64> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return HashMap::new();
     };
     tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
-        .flat_map(|status| {
-            status
+        .filter_map(|t| {
+            let t = t.ok()?;
+            let status = std::fs::read_to_string(t.path().join("status")).ok()?;
+            let switches = status
                 .lines()
                 .filter(|l| l.contains("ctxt_switches:"))
                 .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .collect::<Vec<_>>()
+                .sum();
+            Some((t.file_name().to_string_lossy().into_owned(), switches))
         })
+        .collect()
+}
+
+/// The context switches between two [`context_switches`] readings. Threads come and go (tokio's
+/// blocking pool lets idle ones exit): a thread born in between counts whole, one that exited
+/// is not counted.
+fn switches_between(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> u64 {
+    after
+        .iter()
+        .map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
         .sum()
 }
 
