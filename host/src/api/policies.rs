@@ -157,7 +157,8 @@ pub async fn what_if(
     Ok(Json(state.warrant.what_if(&caller, &ws, req).await?))
 }
 
-/// The decision log of a workspace, newest first.
+/// The decision log of a workspace, newest first. Decisions are written off the request path,
+/// in batches gathered for 20 ms, so the newest may take a moment to appear.
 #[utoipa::path(get, path = "/workspaces/{ws}/decisions", tag = "policies", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id"), DecisionQuery),
     responses((status = 200, description = "a page of decisions", body = DecisionPage)))]
