@@ -54,6 +54,35 @@ fn thread_cpu_time() -> Duration {
     )
 }
 
+/// Gives the evaluation about to run in `store` its deadline: `budget` of CPU time spent by
+/// the evaluating thread, and a wall-clock ceiling of [`WALL_CLOCK_CEILING`] budgets.
+///
+/// CPU time, not time on the wall: on a busy machine the thread can be preempted in the middle
+/// of a 10 µs evaluation for longer than the whole budget, and refusing that request would
+/// punish an innocent plugin; the ceiling still bounds how long a starved evaluation holds a
+/// request. Both are counted from the first tick of the engine's clock during the evaluation
+/// (at most one tick in): reading the thread's CPU clock is a system call that takes the
+/// scheduler's lock, and nearly every evaluation ends before the next tick, so only the few
+/// that do not pay for it. A plugin that loops is thus stopped after at most budget + two
+/// ticks of work.
+fn arm_deadline(store: &mut Store<Sandbox>, budget: Duration) {
+    let ceiling = budget.saturating_mul(WALL_CLOCK_CEILING);
+    let mut since: Option<(Duration, Instant)> = None;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        let Some((cpu_at_start, started)) = since else {
+            since = Some((thread_cpu_time(), Instant::now()));
+            return Ok(UpdateDeadline::Continue(1));
+        };
+        let spent = thread_cpu_time().saturating_sub(cpu_at_start);
+        Ok(if spent >= budget || started.elapsed() >= ceiling {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Continue(1)
+        })
+    });
+}
+
 /// Limits of the runtime.
 #[derive(Debug, Clone)]
 pub struct PluginSettings {
@@ -358,30 +387,8 @@ impl PluginRuntime {
         );
         let mut store = Store::new(&self.engine, sandbox);
         store.limiter(|s| &mut s.limits);
-        let budget = self.settings.deadline;
-        store.set_epoch_deadline(self.deadline_ticks());
-        // The deadline is CPU time spent on this thread, not time on the wall: on a busy
-        // machine the thread can be preempted in the middle of a 10 µs evaluation for longer
-        // than the whole budget, and refusing that request would punish an innocent plugin.
-        // The wall-clock ceiling still bounds how long a starved evaluation holds a request.
-        let (cpu_at_start, started) = (thread_cpu_time(), Instant::now());
-        let ceiling = budget.saturating_mul(WALL_CLOCK_CEILING);
-        store.epoch_deadline_callback(move |_| {
-            let spent = thread_cpu_time().saturating_sub(cpu_at_start);
-            Ok(if spent >= budget || started.elapsed() >= ceiling {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Continue(1)
-            })
-        });
+        arm_deadline(&mut store, self.settings.deadline);
         store
-    }
-
-    /// The epoch ticks an evaluation gets before its deadline is first checked: one more than
-    /// the deadline, since the clock may tick right after the deadline is set.
-    fn deadline_ticks(&self) -> u64 {
-        let ticks = u64::try_from(self.settings.deadline.as_millis()).unwrap_or(u64::MAX);
-        ticks.max(1).saturating_add(1)
     }
 
     /// Runs a plugin's `configure` on `config` (blocking: call it off the async runtime).
@@ -541,7 +548,7 @@ impl PluginRuntime {
             store,
             instance,
             request,
-            ticks: self.deadline_ticks(),
+            budget: self.settings.deadline,
         })
     }
 }
@@ -551,13 +558,13 @@ pub struct LiveInstance {
     store: Store<Sandbox>,
     instance: PolicyPlugin,
     request: types::Request,
-    ticks: u64,
+    budget: Duration,
 }
 
 impl LiveInstance {
     /// Calls `evaluate` again on the same instance; true when it did not deny.
     pub fn call(&mut self) -> wasmtime::Result<bool> {
-        self.store.set_epoch_deadline(self.ticks);
+        arm_deadline(&mut self.store, self.budget);
         let v = self
             .instance
             .call_evaluate(&mut self.store, &self.request)?;
