@@ -486,6 +486,11 @@ async fn if_none_match_answers_not_modified(backend: Backend) {
         .expect(200);
     let stale = get(format!("\"{etag1}\"")).await;
     assert_eq!(stale.expect(200).body, b"v2");
+    // `*` matches whatever version there is (RFC 9110 §13.1.2).
+    let any = get("*".into()).await;
+    any.expect(304);
+    assert!(any.body.is_empty());
+    assert_ne!(any.header("etag"), Some(format!("\"{etag1}\"")));
     get("\"a\", \"b\"".into()).await.problem(400, "bad_request");
 }
 

@@ -418,7 +418,8 @@ impl Warrant {
 
     /// A file's metadata and its bytes: all of them when the file is at most `whole_up_to`
     /// bytes long, else an open handle to stream them from; no bytes (None) when its ETag is
-    /// `unless_etag`, so a conditional read that ends in "not modified" reads nothing.
+    /// `unless_etag` (or that is `*`, any version, as in HTTP's `If-None-Match: *`), so a
+    /// conditional read that ends in "not modified" reads nothing.
     pub async fn get_file(
         &self,
         caller: &Caller,
@@ -432,7 +433,7 @@ impl Warrant {
         let mut meta = self.readable_file(caller, &ws, &path).await?;
         // A concurrent replace may remove the blob between the two reads: read again then.
         for _ in 0..3 {
-            if unless_etag == Some(meta.etag.as_str()) {
+            if unless_etag.is_some_and(|tag| tag == "*" || tag == meta.etag) {
                 return Ok((meta, None));
             }
             let size = u64::try_from(meta.size).unwrap_or(u64::MAX);
