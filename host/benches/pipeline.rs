@@ -281,6 +281,24 @@ fn benches(c: &mut Criterion) {
     c.bench_function("floor/plugin_fresh_instance_and_call", |b| {
         b.iter(|| black_box(runtime.run_all(std::slice::from_ref(guard), &request)))
     });
+    // The same on both cores at once (time per evaluation, wall clock): perfect scaling
+    // would halve the figure above; what is left over is what the threads share in wasmtime
+    // and the kernel (the load benchmark sees plugins cost more than single-threaded).
+    c.bench_function("floor/plugin_fresh_instance_and_call_two_threads", |b| {
+        b.iter_custom(|iters| {
+            let started = std::time::Instant::now();
+            std::thread::scope(|scope| {
+                for _ in 0..2 {
+                    scope.spawn(|| {
+                        for _ in 0..iters.div_ceil(2) {
+                            black_box(runtime.run_all(std::slice::from_ref(guard), &request));
+                        }
+                    });
+                }
+            });
+            started.elapsed()
+        })
+    });
     // Upload-to-enforced is dominated by compiling the component (storing it and the next
     // request's reload of the workspace's plugin list are a few database round trips).
     let bytes = component("path_guard");
