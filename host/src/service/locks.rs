@@ -108,8 +108,13 @@ impl Warrant {
         Ok(view(&lock))
     }
 
-    /// Inserts the lock, then yields to any older overlapping one. A path whose lock vanishes
-    /// between our insert and our look (its holder backed off) is simply tried again.
+    /// Looks for a live overlapping lock (on the path, a folder above it, or for a folder
+    /// anything below it) and inserts ours if there is none, as one step: the transaction's
+    /// first write locks the workspace's row (PostgreSQL) or the database (SQLite) until it
+    /// commits, so acquirers in one workspace take turns and each sees the locks taken before
+    /// it. (Inserting first and yielding to the older of two overlapping locks, as this did
+    /// before, let two acquirers both win: one whose look ran before the other's insert, and
+    /// the other whose timestamp, taken before its insert, made it the "older".)
     async fn take_lock(
         &self,
         caller: &Caller,
@@ -117,41 +122,31 @@ impl Warrant {
         path: &str,
         ttl_seconds: i64,
     ) -> Result<Lock> {
-        let pool = self.store.pool();
-        for _ in 0..8 {
-            let now = now_ms();
-            store::locks::purge_expired_at(pool, ws.as_str(), path, now).await?;
-            let lock = Lock {
-                lock_id: crate::identity::new_id("lck"),
-                workspace_id: ws.0.clone(),
-                path: path.to_string(),
-                holder_id: caller.principal.id.0.clone(),
-                created_at_ms: now,
-                expires_at_ms: now + ttl_seconds * 1000,
-            };
-            if !store::locks::insert(pool, &lock).await? {
-                let held = store::locks::covering(pool, ws.as_str(), path, now).await?;
-                match held.iter().find(|l| l.path == path) {
-                    Some(l) => return Err(locked(l)),
-                    None => continue,
-                }
-            }
-            // Overlapping locks (a folder above, or paths below a folder): the older one wins.
-            let mut overlapping = store::locks::covering(pool, ws.as_str(), path, now).await?;
-            if path.ends_with('/') {
-                overlapping.extend(store::locks::below(pool, ws.as_str(), path, now).await?);
-            }
-            let older = overlapping
-                .iter()
-                .filter(|l| l.lock_id != lock.lock_id)
-                .find(|l| (l.created_at_ms, &l.lock_id) < (lock.created_at_ms, &lock.lock_id));
-            if let Some(older) = older {
-                store::locks::delete(pool, ws.as_str(), &lock.lock_id).await?;
-                return Err(locked(older));
-            }
-            return Ok(lock);
+        let mut tx = self.store.pool().begin().await?;
+        store::workspaces::take_turn(&mut *tx, ws).await?;
+        let now = now_ms();
+        store::locks::purge_expired_at(&mut *tx, ws.as_str(), path, now).await?;
+        let mut held = store::locks::covering(&mut *tx, ws.as_str(), path, now).await?;
+        if path.ends_with('/') {
+            held.extend(store::locks::below(&mut *tx, ws.as_str(), path, now).await?);
         }
-        Err(Error::Conflict(format!("{path} is contended; try again")))
+        if let Some(oldest) = held.iter().min_by_key(|l| (l.created_at_ms, &l.lock_id)) {
+            return Err(locked(oldest));
+        }
+        let lock = Lock {
+            lock_id: crate::identity::new_id("lck"),
+            workspace_id: ws.0.clone(),
+            path: path.to_string(),
+            holder_id: caller.principal.id.0.clone(),
+            created_at_ms: now,
+            expires_at_ms: now + ttl_seconds * 1000,
+        };
+        if !store::locks::insert(&mut *tx, &lock).await? {
+            // Cannot happen while acquirers take turns; never report a lock we did not take.
+            return Err(Error::Conflict(format!("{path} is contended; try again")));
+        }
+        tx.commit().await?;
+        Ok(lock)
     }
 
     /// Extends a lock the caller holds.

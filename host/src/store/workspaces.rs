@@ -144,6 +144,20 @@ pub async fn list_for_principal<'c>(
     .collect()
 }
 
+/// Makes the calling transaction take its turn among writers of this workspace: a write to
+/// the workspace's row that changes nothing, which PostgreSQL holds as a row lock and SQLite
+/// as the database's write lock until the transaction ends. Call it first in the transaction
+/// (on SQLite a transaction that reads before it writes can fail to upgrade).
+pub async fn take_turn<'c>(db: impl AnyExecutor<'c>, id: &WorkspaceId) -> Result<(), sqlx::Error> {
+    // A column no foreign key refers to: PostgreSQL then takes the weaker row lock that does
+    // not hold up inserts of rows referring to the workspace (files, members).
+    sqlx::query("UPDATE workspaces SET name = name WHERE id = $1")
+        .bind(id.as_str())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Deletes a workspace; members and file metadata cascade.
 pub async fn delete<'c>(db: impl AnyExecutor<'c>, id: &WorkspaceId) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("DELETE FROM workspaces WHERE id = $1")
