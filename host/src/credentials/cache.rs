@@ -4,11 +4,13 @@
 //! principal) bounds how long the entry is trusted.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::RwLock;
 
-/// Credentials and what they resolved to; at most `capacity` of them.
+/// Credentials and what they resolved to; at most `capacity` of them. Read on every request
+/// by every worker thread at once, written once per credential every few seconds: a
+/// read-write lock, so the readers do not queue behind each other.
 pub struct CredentialCache<V> {
-    map: Mutex<HashMap<String, (V, i64)>>,
+    map: RwLock<HashMap<String, (V, i64)>>,
     capacity: usize,
 }
 
@@ -16,14 +18,14 @@ impl<V: Clone> CredentialCache<V> {
     /// A cache holding at most `capacity` entries.
     pub fn new(capacity: usize) -> Self {
         CredentialCache {
-            map: Mutex::new(HashMap::with_capacity(capacity.min(1024))),
+            map: RwLock::new(HashMap::with_capacity(capacity.min(1024))),
             capacity,
         }
     }
 
     /// The entry for `key`, if present and still trusted at `now` (unix seconds).
     pub fn get(&self, key: &str, now: i64) -> Option<V> {
-        let map = self.map.lock().ok()?;
+        let map = self.map.read().ok()?;
         map.get(key)
             .filter(|(_, until)| *until > now)
             .map(|(v, _)| v.clone())
@@ -32,7 +34,9 @@ impl<V: Clone> CredentialCache<V> {
     /// Remembers `v` for `key` until `until`; when full, stale entries go first, then an
     /// arbitrary half (a miss only costs a lookup).
     pub fn put(&self, key: &str, v: V, until: i64, now: i64) {
-        let Ok(mut map) = self.map.lock() else { return };
+        let Ok(mut map) = self.map.write() else {
+            return;
+        };
         if map.len() >= self.capacity {
             map.retain(|_, (_, until)| *until > now);
             if map.len() >= self.capacity {
@@ -48,14 +52,14 @@ impl<V: Clone> CredentialCache<V> {
     /// Forgets everything: after a change that may concern any entry (a revocation, a deleted
     /// principal), so this process never serves a stale answer.
     pub fn clear(&self) {
-        if let Ok(mut map) = self.map.lock() {
+        if let Ok(mut map) = self.map.write() {
             map.clear();
         }
     }
 
     /// How many entries are held.
     pub fn len(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
+        self.map.read().map(|m| m.len()).unwrap_or(0)
     }
 
     /// True when nothing is held.

@@ -132,6 +132,11 @@ impl Warrant {
 
     /// Records a use off the request path, at most once a minute per token.
     fn note_use(&self, id: &TokenId, stored: Option<i64>, now: i64, addr: Option<IpAddr>) {
+        // The stored time (read at most PAT_RECHECK_SECS ago) is recent: nothing to write, and
+        // no lock shared by every request to find that out.
+        if stored.is_some_and(|t| now.saturating_sub(t) < LAST_USE_WRITE_INTERVAL_SECS) {
+            return;
+        }
         {
             let Ok(mut written) = self.last_use_written.lock() else {
                 return;
