@@ -287,10 +287,11 @@ const IP_VALUE_CAP: usize = 4_096;
 
 /// The context's `datetime` (per second) and `ipaddr` (per address) values, made once and
 /// cloned: making one calls Cedar's extension constructor, which parses its argument (and,
-/// through the public API, the function's name too).
+/// through the public API, the function's name too). Read-write locks: every decision reads
+/// them, on every worker thread at once.
 #[derive(Default)]
 struct ExtensionValues {
-    time: std::sync::Mutex<Option<(u64, Value)>>,
+    time: std::sync::RwLock<Option<(u64, Value)>>,
     ips: std::sync::RwLock<HashMap<std::net::IpAddr, Value>>,
 }
 
@@ -310,7 +311,7 @@ impl ExtensionValues {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        if let Ok(cached) = self.time.lock()
+        if let Ok(cached) = self.time.read()
             && let Some((at, value)) = cached.as_ref()
             && *at == secs
         {
@@ -320,7 +321,7 @@ impl ExtensionValues {
             "datetime",
             humantime::format_rfc3339_seconds(time).to_string(),
         )?;
-        if let Ok(mut cached) = self.time.lock() {
+        if let Ok(mut cached) = self.time.write() {
             *cached = Some((secs, value.clone()));
         }
         Ok(value)
