@@ -9,6 +9,11 @@
 //! inline on the tokio worker. WAL lets it read beside sqlx's writer, and each statement sees
 //! every transaction committed before it began, exactly as a pooled sqlx read would.
 //!
+//! Both drivers must link one and the same SQLite: SQLite shares POSIX file locks between all
+//! connections to a file within one copy of the library, and a second copy in the process
+//! would release the other's locks when it closed a file. rusqlite's version is chosen for the
+//! `libsqlite3-sys` that sqlx-sqlite links (its `links = "sqlite3"` makes cargo refuse two).
+//!
 //! It never waits for a lock: a read that meets one (`SQLITE_BUSY`, rare in WAL mode) is given
 //! back to the caller, which runs it through sqlx instead. Writes and every other read stay
 //! with sqlx. An in-memory database cannot be shared between connections: none then.
