@@ -454,14 +454,20 @@ async fn uploads_over_the_limit_are_413_and_leave_nothing(backend: Backend) {
 
 /// A conditional download: the current ETag gets 304 without a body, a stale one the bytes,
 /// a malformed header a 400.
-async fn if_none_match_answers_not_modified(backend: Backend) {
+/// A server with a workspace named `name` holding `doc.txt` ("v1"), and that version's ETag.
+async fn doc_v1(backend: Backend, name: &str) -> (TestServer, String, String) {
     let s = TestServer::start(backend).await;
-    let ws = s.create_workspace(&s.owner_token, "cache").await;
+    let ws = s.create_workspace(&s.owner_token, name).await;
     let v1 = s
         .put_file(&s.owner_token, &ws, "doc.txt", "v1")
         .await
         .expect_json(201);
     let etag1 = v1["etag"].as_str().unwrap().to_string();
+    (s, ws, etag1)
+}
+
+async fn if_none_match_answers_not_modified(backend: Backend) {
+    let (s, ws, etag1) = doc_v1(backend, "cache").await;
     let get = |inm: String| {
         let s = &s;
         let ws = &ws;
@@ -495,13 +501,7 @@ async fn if_none_match_answers_not_modified(backend: Backend) {
 }
 
 async fn if_match_guards_replacement(backend: Backend) {
-    let s = TestServer::start(backend).await;
-    let ws = s.create_workspace(&s.owner_token, "cond").await;
-    let v1 = s
-        .put_file(&s.owner_token, &ws, "doc.txt", "v1")
-        .await
-        .expect_json(201);
-    let etag1 = v1["etag"].as_str().unwrap().to_string();
+    let (s, ws, etag1) = doc_v1(backend, "cond").await;
     // With the current etag: replaced.
     let v2 = s
         .put_file_with(
