@@ -3,8 +3,8 @@
 //! with tenant policies, 2 plugins, an agent and its token, one file; and 16 more without the
 //! plugins, to show the plugins' share), driven by a small
 //! keep-alive HTTP/1.1 load generator, against a bare axum "hello" served by a child process
-//! with the same tokio set-up. Prints req/s, p50, p99, server CPU per request and RSS, and
-//! the ratios the goals are stated in.
+//! with the same tokio set-up. Prints req/s, p50, p99, server CPU and context switches per
+//! request and RSS, and the ratios the goals are stated in.
 //!
 //!     bench-load [seconds per round, default 5] [connections, default 16] [rounds, default 3]
 //!                [only scenarios whose name contains this text; the baseline always runs]
