@@ -1588,20 +1588,34 @@ async fn policy_swaps_under_load_never_give_a_request_a_half_updated_set(backend
         |r| r.len() >= checker_reads,
     )
     .await;
-    let mut logged = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut q = vec![("principal", reader.id.as_str()), ("limit", "1000")];
-        if let Some(c) = &cursor {
-            q.push(("before", c.as_str()));
+    // The reader's decisions, every page of them.
+    let reader_log = || async {
+        let mut logged = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut q = vec![("principal", reader.id.as_str()), ("limit", "1000")];
+            if let Some(c) = &cursor {
+                q.push(("before", c.as_str()));
+            }
+            let page = decisions(&s, &ws, &q).await.expect_json(200);
+            logged.extend(records(&page));
+            match page["next"].as_str() {
+                Some(n) => cursor = Some(n.to_string()),
+                None => return logged,
+            }
         }
-        let page = decisions(&s, &ws, &q).await.expect_json(200);
-        logged.extend(records(&page));
-        match page["next"].as_str() {
-            Some(n) => cursor = Some(n.to_string()),
-            None => break,
-        }
-    }
+    };
+    // The log is written off the request path, in batches: reader requests that ended after
+    // the checker's last read may land a moment later.
+    let logged = match poll_until(Duration::from_secs(5), || async {
+        let logged = reader_log().await;
+        (logged.len() >= total).then_some(logged)
+    })
+    .await
+    {
+        Some(logged) => logged,
+        None => reader_log().await,
+    };
     assert_eq!(logged.len(), total, "every reader decision is logged");
     for d in &logged {
         let v = d["policy_version"]
