@@ -16,6 +16,7 @@ both_backends!(
     configs_are_checked_by_the_plugin_at_attach,
     delete_budget_runs_out_and_comes_back_after_the_window,
     content_rules_refuse_executables_from_agents,
+    plugins_are_asked_only_about_what_they_declare,
     scope_rules_add_a_pseudo_scope,
     shadow_mode_logs_but_does_not_enforce,
     new_versions_take_effect_on_the_next_request_and_must_accept_attached_configs,
@@ -73,6 +74,15 @@ const AGENT_SCOPES: &[&str] = &[
     "files:delete",
     "workspaces:read",
 ];
+
+async fn detach(s: &TestServer, ws: &str, plugin: &str) {
+    s.delete(
+        &s.owner_token,
+        &format!("/workspaces/{ws}/plugins/{plugin}"),
+    )
+    .await
+    .expect(204);
+}
 
 /// Waits until the decision log of `ws` holds an entry matching `pred`.
 async fn logged(s: &TestServer, ws: &str, pred: impl Fn(&Value) -> bool) -> Value {
@@ -132,9 +142,7 @@ async fn path_guard_confines_agents_until_detached(backend: Backend) {
     s.delete(&s.owner_token, &format!("/plugins/{id}"))
         .await
         .problem(409, "conflict");
-    s.delete(&s.owner_token, &format!("/workspaces/{ws}/plugins/{id}"))
-        .await
-        .expect(204);
+    detach(&s, &ws, &id).await;
     // Detaching takes effect on the very next request.
     s.put_file(&token, &ws, "secret/other.md", "free")
         .await
@@ -274,6 +282,100 @@ async fn content_rules_refuse_executables_from_agents(backend: Backend) {
     s.put_file(&s.owner_token, &ws, "tools/setup.exe", "MZ")
         .await
         .expect(201);
+}
+
+async fn plugins_are_asked_only_about_what_they_declare(backend: Backend) {
+    let s = start(backend).await;
+    let (ws, _agent, token) = workspace_with_agent(&s, AGENT_SCOPES).await;
+    s.put_file(&s.owner_token, &ws, "notes.txt", "hello")
+        .await
+        .expect(201);
+
+    // content-rules judges writes by the kinds in its config; the attachment says so.
+    let rules = push(&s, "content-rules", wasm("content-rules")).await;
+    let attached = attach(
+        &s,
+        &ws,
+        &rules,
+        json!({"config": {"kinds": ["agent"], "deny_extensions": ["exe"]}}),
+    )
+    .await
+    .expect_json(200);
+    assert_eq!(
+        attached["judges"],
+        json!({"actions": ["files:write", "files:import", "files:move"], "principal_kinds": ["agent"]})
+    );
+    s.get_file(&token, &ws, "notes.txt").await.expect(200);
+    let read = logged(&s, &ws, |d| {
+        d["action"] == "files:read" && d["resource"] == "notes.txt"
+    })
+    .await;
+    assert_eq!(read["plugins"][0]["name"], "content-rules");
+    assert_eq!(read["plugins"][0]["verdict"], "skipped", "{read}");
+    assert_eq!(read["plugins"][0]["elapsed_us"], 0);
+    s.put_file(&token, &ws, "run.exe", "MZ")
+        .await
+        .problem(403, "plugin_denied");
+    detach(&s, &ws, &rules).await;
+
+    // A plugin that denies whatever it is asked about, declaring only writes: reads pass
+    // untouched, writes reach it, for users and agents alike.
+    let picky = push(&s, "hostile-interest", wasm("hostile-interest")).await;
+    attach(
+        &s,
+        &ws,
+        &picky,
+        json!({"config": {"declare": "files:write"}}),
+    )
+    .await
+    .expect(200);
+    for who in [&token, &s.owner_token] {
+        s.get_file(who, &ws, "notes.txt").await.expect(200);
+        let p = s
+            .put_file(who, &ws, "notes.txt", "changed")
+            .await
+            .problem(403, "plugin_denied");
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .contains("asked about `files:write`"),
+            "{p}"
+        );
+    }
+
+    // A declaration that traps or never returns refuses the attachment, like a bad config.
+    for (declare, why) in [("trap", "it trapped"), ("loop", "ran past its deadline")] {
+        let r = attach(&s, &ws, &picky, json!({"config": {"declare": declare}}))
+            .await
+            .problem(422, "unprocessable");
+        let detail = r["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("declaring which requests it judges") && detail.contains(why),
+            "{declare}: {detail}"
+        );
+    }
+    detach(&s, &ws, &picky).await;
+
+    // A plugin without the `interest` export is asked about every request.
+    let plain = push(&s, "hostile", wasm("hostile")).await;
+    attach(&s, &ws, &plain, json!({"config": {"attack": "none"}}))
+        .await
+        .expect(200);
+    let listed = s
+        .get(&s.owner_token, &format!("/workspaces/{ws}/plugins"))
+        .await
+        .expect_json(200);
+    assert_eq!(
+        listed["plugins"][0]["judges"],
+        json!({"actions": [], "principal_kinds": []})
+    );
+    s.get_file(&token, &ws, "notes.txt").await.expect(200);
+    let asked = logged(&s, &ws, |d| {
+        d["action"] == "files:read" && d["plugins"][0]["name"] == "hostile"
+    })
+    .await;
+    assert_ne!(asked["plugins"][0]["verdict"], "skipped", "{asked}");
 }
 
 async fn scope_rules_add_a_pseudo_scope(backend: Backend) {

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Warrant, rfc3339};
 use crate::authz::plugins::{
-    AttachedPlugin, CompiledPlugin, PluginMode, PluginRuntime, RefusedComponent,
+    AttachedPlugin, CompiledPlugin, PluginInterest, PluginMode, PluginRuntime, RefusedComponent,
 };
 use crate::authz::{Action, Caller};
 use crate::identity::{Workspace, WorkspaceId, new_id};
@@ -102,6 +102,9 @@ pub struct AttachmentView {
     pub order: i64,
     /// The configuration.
     pub config: serde_json::Value,
+    /// The requests it is asked about, as the plugin declared them for this configuration
+    /// (empty lists: all); it is skipped for the others.
+    pub judges: PluginInterest,
     /// Who attached it.
     pub attached_by: String,
     /// RFC 3339.
@@ -352,7 +355,8 @@ impl Warrant {
         let compiled = self
             .compiled_version(&row.id, row.latest_version, &row.digest)
             .await?;
-        self.check_config(&row.id, &row.name, &compiled, &config)
+        let judges = self
+            .check_config(&row.id, &row.name, &compiled, &config)
             .await
             .map_err(|why| {
                 Error::Unprocessable(format!(
@@ -393,6 +397,7 @@ impl Warrant {
             mode: req.mode,
             order: req.order,
             config: req.config,
+            judges,
             attached_by: caller.principal.id.0.clone(),
             attached_at: rfc3339(store::now()),
         })
@@ -429,34 +434,58 @@ impl Warrant {
         let access = self
             .workspace_admin(caller, ws, Action::AttachPlugins)
             .await?;
-        store::plugins::attachments(self.store.pool(), &access.workspace.id)
-            .await?
-            .into_iter()
-            .map(|a| {
-                Ok(AttachmentView {
-                    mode: PluginMode::parse(&a.mode)
-                        .ok_or_else(|| Error::Internal(format!("stored plugin mode {}", a.mode)))?,
-                    config: serde_json::from_str(&a.config)
-                        .map_err(|e| Error::Internal(format!("stored plugin config: {e}")))?,
-                    plugin_id: a.plugin_id,
-                    name: a.name,
-                    version: a.version,
-                    order: a.position,
-                    attached_by: a.attached_by,
-                    attached_at: rfc3339(a.attached_at),
-                })
-            })
-            .collect()
+        let ws = &access.workspace.id;
+        let mut views = Vec::new();
+        for a in store::plugins::attachments(self.store.pool(), ws).await? {
+            let (_, judges) = self.loaded(ws, &a).await?;
+            views.push(AttachmentView {
+                mode: PluginMode::parse(&a.mode)
+                    .ok_or_else(|| Error::Internal(format!("stored plugin mode {}", a.mode)))?,
+                config: serde_json::from_str(&a.config)
+                    .map_err(|e| Error::Internal(format!("stored plugin config: {e}")))?,
+                judges,
+                plugin_id: a.plugin_id,
+                name: a.name,
+                version: a.version,
+                order: a.position,
+                attached_by: a.attached_by,
+                attached_at: rfc3339(a.attached_at),
+            });
+        }
+        Ok(views)
     }
 
-    /// Runs the plugin's `configure` on `config` off the async runtime; Err is its reason.
+    /// An attachment's compiled version and the requests it judges. Asked when a workspace's
+    /// list is loaded, never per request. The config was accepted when attached, so a failure
+    /// here is transient (e.g. every instance slot busy): the plugin is then asked about every
+    /// request, which is always safe.
+    async fn loaded(
+        &self,
+        ws: &WorkspaceId,
+        a: &store::plugins::Attachment,
+    ) -> Result<(Arc<CompiledPlugin>, PluginInterest)> {
+        let compiled = self
+            .compiled_version(&a.plugin_id, a.version, &a.digest)
+            .await?;
+        let interest = self
+            .check_config(&a.plugin_id, &a.name, &compiled, &a.config)
+            .await
+            .unwrap_or_else(|why| {
+                tracing::warn!(plugin = %a.name, workspace = %ws, reason = %why, "could not learn which requests the plugin judges; it is asked about every request");
+                PluginInterest::everything()
+            });
+        Ok((compiled, interest))
+    }
+
+    /// Runs the plugin's `configure` on `config` off the async runtime, and learns which
+    /// requests it judges with it; Err is its reason for refusing, or what went wrong.
     async fn check_config(
         &self,
         plugin_id: &str,
         name: &str,
         compiled: &Arc<CompiledPlugin>,
         config: &str,
-    ) -> Result<(), String> {
+    ) -> Result<PluginInterest, String> {
         let runtime = self.runtime().map_err(|e| e.to_string())?.clone();
         let (id, name): (Arc<str>, Arc<str>) = (plugin_id.into(), name.into());
         let (compiled, config) = (compiled.clone(), config.to_string());
@@ -499,10 +528,9 @@ impl Warrant {
         let runtime = self.runtime()?.clone();
         let mut list = Vec::new();
         for a in store::plugins::attachments(self.store.pool(), &ws.id).await? {
-            let compiled = self
-                .compiled_version(&a.plugin_id, a.version, &a.digest)
-                .await?;
+            let (compiled, interest) = self.loaded(&ws.id, &a).await?;
             list.push(AttachedPlugin {
+                interest,
                 stats: runtime.stats_of(&a.plugin_id),
                 plugin_id: a.plugin_id.into(),
                 name: a.name.into(),

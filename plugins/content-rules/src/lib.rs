@@ -8,7 +8,9 @@
 //! `kinds` defaults to every principal kind. Applies to writes, imports and moves (a move
 //! cannot rename `a.txt` to `a.exe`).
 
-wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "selective-policy-plugin", path: "../../wit" });
+
+use exports::warrant::policy::interest::{self, Interest};
 
 use serde::Deserialize;
 
@@ -36,6 +38,13 @@ fn validate(c: &Config) -> Result<(), String> {
 }
 
 struct ContentRules;
+
+impl interest::Guest for ContentRules {
+    fn declare_interest(config: String) -> Interest {
+        let kinds = support::parse_config::<Config>(&config).map(|c| c.kinds).unwrap_or_default();
+        Interest { actions: support::WRITE_ACTIONS.map(String::from).to_vec(), principal_kinds: kinds }
+    }
+}
 
 impl Guest for ContentRules {
     fn configure(config: String) -> Result<(), String> {

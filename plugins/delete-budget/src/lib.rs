@@ -7,7 +7,9 @@
 //! `actions` defaults to `["files:delete"]`; `kinds` (principal kinds the budget applies to)
 //! defaults to every kind.
 
-wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "selective-policy-plugin", path: "../../wit" });
+
+use exports::warrant::policy::interest::{self, Interest};
 
 use serde::Deserialize;
 use warrant::policy::host::count;
@@ -41,6 +43,16 @@ fn validate(c: &Config) -> Result<(), String> {
 }
 
 struct DeleteBudget;
+
+impl interest::Guest for DeleteBudget {
+    fn declare_interest(config: String) -> Interest {
+        match support::parse_config::<Config>(&config) {
+            Ok(c) => Interest { actions: c.actions, principal_kinds: c.kinds },
+            // Not reached (`configure` accepted the config); judging everything is the safe answer.
+            Err(_) => Interest { actions: Vec::new(), principal_kinds: Vec::new() },
+        }
+    }
+}
 
 impl Guest for DeleteBudget {
     fn configure(config: String) -> Result<(), String> {

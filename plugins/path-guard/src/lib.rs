@@ -10,7 +10,9 @@
 //! principal may act only on paths its rules cover: reads where any covering rule allows
 //! reading, writes, moves and deletes only where a covering rule is `read-write`.
 
-wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "selective-policy-plugin", path: "../../wit" });
+
+use exports::warrant::policy::interest::{self, Interest};
 
 use serde::Deserialize;
 
@@ -66,6 +68,22 @@ fn validate(config: &Config) -> Result<(), String> {
 }
 
 struct PathGuard;
+
+impl interest::Guest for PathGuard {
+    /// Every action, but only the kinds its rules confine, unless a rule names principals by
+    /// id (those may be of any kind).
+    fn declare_interest(config: String) -> Interest {
+        let rules = support::parse_config::<Config>(&config).map(|c| c.rules).unwrap_or_default();
+        let mut kinds: Vec<String> = if rules.is_empty() || rules.iter().any(|r| !r.ids.is_empty()) {
+            Vec::new()
+        } else {
+            rules.into_iter().flat_map(|r| r.kinds).collect()
+        };
+        kinds.sort();
+        kinds.dedup();
+        Interest { actions: Vec::new(), principal_kinds: kinds }
+    }
+}
 
 impl Guest for PathGuard {
     fn configure(config: String) -> Result<(), String> {

@@ -8,7 +8,9 @@
 //!             "any_scope": ["shares:write"], "any_group": ["publishers"]}]}
 //! ```
 
-wit_bindgen::generate!({ world: "policy-plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "selective-policy-plugin", path: "../../wit" });
+
+use exports::warrant::policy::interest::{self, Interest};
 
 use serde::Deserialize;
 
@@ -52,6 +54,17 @@ fn validate(c: &Config) -> Result<(), String> {
 }
 
 struct ScopeRules;
+
+impl interest::Guest for ScopeRules {
+    fn declare_interest(config: String) -> Interest {
+        let mut actions: Vec<String> = support::parse_config::<Config>(&config)
+            .map(|c| c.rules.into_iter().flat_map(|r| r.actions).collect())
+            .unwrap_or_default();
+        actions.sort();
+        actions.dedup();
+        Interest { actions, principal_kinds: Vec::new() }
+    }
+}
 
 impl Guest for ScopeRules {
     fn configure(config: String) -> Result<(), String> {

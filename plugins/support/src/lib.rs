@@ -17,8 +17,11 @@ pub fn is_read(action: &str) -> bool {
 }
 
 /// Actions that put bytes into a file.
+pub const WRITE_ACTIONS: [&str; 3] = ["files:write", "files:import", "files:move"];
+
+/// Whether `action` is one of [`WRITE_ACTIONS`].
 pub fn is_write(action: &str) -> bool {
-    matches!(action, "files:write" | "files:import" | "files:move")
+    WRITE_ACTIONS.contains(&action)
 }
 
 /// The lower-case extension of a path's last segment, without the dot ("" when none).

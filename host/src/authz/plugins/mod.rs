@@ -4,12 +4,16 @@
 //! the few WASI interfaces Rust's standard library always imports are linked as traps, and
 //! a component that imports anything else (files, sockets, clocks, random) is refused.
 //!
+//! A plugin may declare which requests it judges (the optional `interest` export); it is not
+//! started for the others, and the decision records it as `skipped`.
+//!
 //! Everything that goes wrong inside a plugin — a trap, a panic, running past the deadline,
 //! growing past the memory cap — is a deny with a reason (fail closed), counted per plugin.
 
 mod artefact;
 mod bindings;
 pub mod counters;
+mod interest;
 mod sandbox;
 
 use std::collections::HashMap;
@@ -27,9 +31,11 @@ use wasmtime::{
 
 use artefact::ArtefactCache;
 pub use artefact::COMPONENT_HEADER;
+use bindings::selective::exports::warrant::policy::interest::GuestIndices as InterestIndices;
 use bindings::warrant::policy::types;
 use bindings::{PolicyPlugin, PolicyPluginPre};
 use counters::Counters;
+pub use interest::PluginInterest;
 use sandbox::{Sandbox, cut};
 
 /// The longest deny reason kept; longer ones are cut.
@@ -39,6 +45,9 @@ const TICK: Duration = Duration::from_millis(1);
 /// How many deadlines of wall-clock time an evaluation may take when its thread is starved
 /// of CPU (its CPU budget is the deadline itself).
 const WALL_CLOCK_CEILING: u32 = 20;
+
+/// The name of the optional export that says which requests a plugin judges.
+const INTEREST_EXPORT: &str = "warrant:policy/interest@0.1.0";
 
 /// Imports a plugin may have: Warrant's own, and the WASI interfaces Rust's standard library
 /// always imports (linked as traps: calling them stops the plugin).
@@ -127,6 +136,8 @@ pub struct CompiledPlugin {
     /// SHA-256 of the component, hex.
     pub digest: String,
     pre: PolicyPluginPre<Sandbox>,
+    /// Where its `interest` export is, if it has one.
+    interest: Option<InterestIndices>,
 }
 
 /// Per-plugin counters, for the API and `/metrics`.
@@ -158,6 +169,8 @@ pub struct AttachedPlugin {
     pub mode: PluginMode,
     /// The JSON configuration for this workspace.
     pub config: Arc<str>,
+    /// The requests it is asked about (what its `interest` export declared for `config`).
+    pub interest: PluginInterest,
     /// The compiled component.
     pub compiled: Arc<CompiledPlugin>,
     /// Its counters.
@@ -175,7 +188,8 @@ pub struct PluginVerdict {
     pub version: i64,
     /// `enforce` or `shadow`.
     pub mode: PluginMode,
-    /// `allow`, `deny`, `abstain`, or `error` (a failure, treated as deny).
+    /// `allow`, `deny`, `abstain`, `skipped` (not asked: the request is outside what the
+    /// plugin declared it judges), or `error` (a failure, treated as deny).
     pub verdict: &'static str,
     /// The plugin's reason for a deny, or what went wrong.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -185,6 +199,23 @@ pub struct PluginVerdict {
 }
 
 impl PluginVerdict {
+    fn of(
+        plugin: &AttachedPlugin,
+        verdict: &'static str,
+        reason: Option<String>,
+        elapsed_us: u64,
+    ) -> Self {
+        PluginVerdict {
+            plugin_id: plugin.plugin_id.to_string(),
+            name: plugin.name.to_string(),
+            version: plugin.version,
+            mode: plugin.mode,
+            verdict,
+            reason,
+            elapsed_us,
+        }
+    }
+
     /// True when this verdict refuses the request (a deny or failure in enforce mode).
     pub fn refuses(&self) -> bool {
         self.mode == PluginMode::Enforce && matches!(self.verdict, "deny" | "error")
@@ -339,15 +370,21 @@ impl PluginRuntime {
                 forbidden.join(", ")
             )));
         }
-        let pre = self.instance_pre(&component).map_err(|e| {
+        let wrong_world = |e: wasmtime::Error| {
             RefusedComponent::WrongWorld(format!(
                 "the component does not implement the warrant:policy/policy-plugin world: {}",
                 root_cause(&e)
             ))
-        })?;
+        };
+        let pre = self.instance_pre(&component).map_err(wrong_world)?;
+        let interest = match component.get_export_index(None, INTEREST_EXPORT) {
+            None => None,
+            Some(_) => Some(InterestIndices::new(pre.instance_pre()).map_err(wrong_world)?),
+        };
         let compiled = Arc::new(CompiledPlugin {
             digest: digest.to_string(),
             pre,
+            interest,
         });
         if let Ok(mut map) = self.compiled.write() {
             map.insert(digest.to_string(), compiled.clone());
@@ -391,27 +428,40 @@ impl PluginRuntime {
         store
     }
 
-    /// Runs a plugin's `configure` on `config` (blocking: call it off the async runtime).
+    /// Runs a plugin's `configure` on `config`, then asks the same instance which requests it
+    /// judges with it (blocking: call it off the async runtime). Err is the plugin's refusal of
+    /// the config, or what went wrong.
     pub fn configure(
         &self,
         plugin_id: &Arc<str>,
         name: &Arc<str>,
         compiled: &CompiledPlugin,
         config: &str,
-    ) -> Result<(), String> {
+    ) -> Result<PluginInterest, String> {
         let mut store = self.store(plugin_id, name);
-        let outcome = compiled
+        let failed = |doing: &str, e: &wasmtime::Error| {
+            format!("the plugin failed while {doing}: {}", self.failure(e))
+        };
+        let instance = compiled
             .pre
+            .instance_pre()
             .instantiate(&mut store)
+            .map_err(|e| failed("checking its configuration", &e))?;
+        let outcome = PolicyPlugin::new(&mut store, &instance)
             .and_then(|p| p.call_configure(&mut store, config));
         match outcome {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(why)) => Err(cut(&why, MAX_REASON_BYTES)),
-            Err(e) => Err(format!(
-                "the plugin failed while checking its configuration: {}",
-                self.failure(&e)
-            )),
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => return Err(cut(&why, MAX_REASON_BYTES)),
+            Err(e) => return Err(failed("checking its configuration", &e)),
         }
+        let Some(indices) = &compiled.interest else {
+            return Ok(PluginInterest::everything());
+        };
+        indices
+            .load(&mut store, &instance)
+            .and_then(|i| i.call_declare_interest(&mut store, config))
+            .map_err(|e| failed("declaring which requests it judges", &e))
+            .and_then(PluginInterest::checked)
     }
 
     /// Evaluates one attached plugin on one request.
@@ -464,15 +514,7 @@ impl PluginRuntime {
             .stats
             .total_us
             .fetch_add(elapsed_us, Ordering::Relaxed);
-        PluginVerdict {
-            plugin_id: plugin.plugin_id.to_string(),
-            name: plugin.name.to_string(),
-            version: plugin.version,
-            mode: plugin.mode,
-            verdict,
-            reason,
-            elapsed_us,
-        }
+        PluginVerdict::of(plugin, verdict, reason, elapsed_us)
     }
 
     /// A short explanation of a failed call.
@@ -511,18 +553,24 @@ impl PluginRuntime {
         cut(&root_cause(e), MAX_REASON_BYTES)
     }
 
-    /// Runs every plugin attached to a workspace, in order, until an enforced one refuses.
+    /// Runs every plugin attached to a workspace, in order, until an enforced one refuses;
+    /// a plugin that declared it does not judge the request is skipped, not started.
     pub fn run_all(
         &self,
         plugins: &[AttachedPlugin],
         req: &PluginRequest<'_>,
     ) -> Vec<PluginVerdict> {
-        let mut request = lower(req);
+        let mut lowered = None;
         let mut verdicts = Vec::with_capacity(plugins.len());
         for plugin in plugins {
+            if !plugin.interest.covers(req.action, req.principal.1) {
+                verdicts.push(PluginVerdict::of(plugin, "skipped", None, 0));
+                continue;
+            }
+            let request = lowered.get_or_insert_with(|| lower(req));
             request.config.clear();
             request.config.push_str(&plugin.config);
-            let v = self.evaluate(plugin, &request, req.dry_run);
+            let v = self.evaluate(plugin, request, req.dry_run);
             let refuses = v.refuses();
             verdicts.push(v);
             if refuses {
