@@ -363,7 +363,7 @@ fn record_of(caller: &Caller, action: Action, target: Target<'_>, d: &Decision) 
         shadow_allowed: d.shadow.as_ref().map(|s| s.allowed),
         shadow_policy_ids: d.shadow.as_ref().map(|s| s.policy_ids.clone()),
         plugins: (!d.plugins.is_empty())
-            .then(|| serde_json::to_value(&d.plugins).unwrap_or_default()),
+            .then(|| serde_json::to_string(&d.plugins).unwrap_or_default()),
     }
 }
 

@@ -44,9 +44,25 @@ pub struct DecisionRecord {
     pub shadow_allowed: Option<bool>,
     /// The candidate's determining policies.
     pub shadow_policy_ids: Option<Vec<String>>,
-    /// What each plugin said (name, version, mode, verdict, reason, time), when any ran.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plugins: Option<serde_json::Value>,
+    /// What each plugin said (name, version, mode, verdict, reason, time), when any was
+    /// reached: JSON text, made once on the request path and stored as is; parsed only when
+    /// a record is read back (building a JSON tree per request cost more than the text).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_json_text"
+    )]
+    pub plugins: Option<String>,
+}
+
+/// Serializes stored JSON text as the JSON it holds (null if it is not JSON).
+fn serialize_json_text<S: serde::Serializer>(
+    text: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    text.as_deref()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .serialize(serializer)
 }
 
 const COLUMNS: &str = "id, at_ms, workspace_id, principal_id, principal_kind, credential_id, action, \
@@ -78,9 +94,7 @@ fn from_row(r: &AnyRow) -> Result<DecisionRecord, sqlx::Error> {
         shadow_policy_ids: r
             .try_get::<Option<String>, _>("shadow_policy_ids")?
             .map(list),
-        plugins: r
-            .try_get::<Option<String>, _>("plugins")?
-            .and_then(|s| serde_json::from_str(&s).ok()),
+        plugins: r.try_get("plugins")?,
     })
 }
 
@@ -173,7 +187,7 @@ async fn insert_rows<'c>(
             .bind(d.shadow_version)
             .bind(d.shadow_allowed.map(i64::from))
             .bind(d.shadow_policy_ids.as_ref().map(json))
-            .bind(d.plugins.as_ref().map(|p| p.to_string()));
+            .bind(d.plugins.as_deref());
     }
     q.execute(db).await?;
     Ok(())
