@@ -32,18 +32,45 @@ impl Columns for AnyRow {
     }
 }
 
-impl Columns for rusqlite::Row<'_> {
+/// A rusqlite row with its statement's column names fetched once. rusqlite finds a column by
+/// name by asking SQLite for each column's name in turn and comparing it case-insensitively:
+/// for the hot read's twenty columns that was 2 % of a loaded server's CPU.
+pub(crate) struct InlineRow<'a> {
+    row: &'a rusqlite::Row<'a>,
+    names: Vec<&'a str>,
+}
+
+impl<'a> InlineRow<'a> {
+    pub(crate) fn new(row: &'a rusqlite::Row<'a>) -> Self {
+        let statement = row.as_ref();
+        let names = (0..statement.column_count())
+            .map(|i| statement.column_name(i).unwrap_or(""))
+            .collect();
+        InlineRow { row, names }
+    }
+
+    fn get<T: rusqlite::types::FromSql>(&self, col: &str) -> Result<T, sqlx::Error> {
+        let index = self
+            .names
+            .iter()
+            .position(|name| *name == col)
+            .ok_or_else(|| sqlx::Error::ColumnNotFound(col.to_string()))?;
+        self.row.get(index).map_err(|e| decode(col, e))
+    }
+}
+
+impl Columns for InlineRow<'_> {
     fn text(&self, col: &str) -> Result<String, sqlx::Error> {
-        self.get(col).map_err(|e| decode(col, e))
+        self.get(col)
     }
     fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
-        self.get(col).map_err(|e| decode(col, e))
+        self.get(col)
     }
     fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
-        self.get(col).map_err(|e| decode(col, e))
+        self.get(col)
     }
     fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
-        self.get(col).map_err(|e| decode(col, e))
+        self.get(col)
     }
 }
 

@@ -23,6 +23,8 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OpenFlags, ffi::ErrorCode};
 
+pub(crate) use super::columns::InlineRow;
+
 /// Idle connections kept for reuse; more may be open while more threads read at once.
 const IDLE_CONNECTIONS: usize = 8;
 /// Prepared statements kept per connection.
@@ -49,7 +51,7 @@ impl InlineReader {
         &self,
         sql: &str,
         params: &[(&str, &str)],
-        map: impl FnOnce(&rusqlite::Row<'_>) -> Result<T, sqlx::Error>,
+        map: impl FnOnce(&InlineRow<'_>) -> Result<T, sqlx::Error>,
     ) -> Option<Result<Option<T>, sqlx::Error>> {
         let conn = match self.take() {
             Ok(conn) => conn,
@@ -58,7 +60,7 @@ impl InlineReader {
         let answer = (|| {
             let mut statement = conn.prepare_cached(sql)?;
             let mut rows = statement.query(params)?;
-            Ok::<_, rusqlite::Error>(rows.next()?.map(map))
+            Ok::<_, rusqlite::Error>(rows.next()?.map(|row| map(&InlineRow::new(row))))
         })();
         let answer = match answer {
             Ok(mapped) => Some(mapped.transpose()),
@@ -104,6 +106,7 @@ fn busy_or<T>(e: rusqlite::Error) -> Option<Result<T, sqlx::Error>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::columns::Columns;
 
     /// A fresh WAL database with one row, in a folder of its own.
     fn database() -> PathBuf {
@@ -120,10 +123,7 @@ mod tests {
     }
 
     fn read(reader: &InlineReader, k: &str) -> Option<Result<Option<i64>, sqlx::Error>> {
-        reader.query_row("SELECT v FROM t WHERE k = $1", &[("$1", k)], |r| {
-            r.get::<_, i64>(0)
-                .map_err(|e| sqlx::Error::Protocol(e.to_string()))
-        })
+        reader.query_row("SELECT v FROM t WHERE k = $1", &[("$1", k)], |r| r.int("v"))
     }
 
     #[test]
@@ -150,6 +150,20 @@ mod tests {
             .unwrap();
         let reader = InlineReader::new(path);
         assert!(read(&reader, "a").is_none(), "a busy read is handed back");
+    }
+
+    #[test]
+    fn columns_are_found_by_their_exact_name() {
+        let reader = InlineReader::new(database());
+        let both = reader.query_row("SELECT k, v FROM t", &[], |r| {
+            Ok((r.text("k")?, r.int("v")?))
+        });
+        assert_eq!(both.unwrap().unwrap(), Some(("a".to_string(), 1)));
+        let missing = reader.query_row("SELECT k FROM t", &[], |r| r.int("v"));
+        assert!(
+            matches!(missing, Some(Err(sqlx::Error::ColumnNotFound(ref c))) if c == "v"),
+            "{missing:?}"
+        );
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl Store {
         &self,
         sql: &str,
         params: &[(&str, &str)],
-        map: impl FnOnce(&rusqlite::Row<'_>) -> Result<T, sqlx::Error>,
+        map: impl FnOnce(&inline::InlineRow<'_>) -> Result<T, sqlx::Error>,
     ) -> Option<Result<Option<T>, sqlx::Error>> {
         self.inline.as_ref()?.query_row(sql, params, map)
     }
