@@ -54,15 +54,35 @@ use utoipa_axum::routes;
 
 use crate::service::Warrant;
 
-/// What every handler can reach.
+/// What every handler can reach, behind one `Arc`: axum clones the state for every request
+/// (a route's service is cloned per call), and each `Arc` cloned is a pair of atomic
+/// operations on a cache line both cores share.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppContext>);
+
+/// The contents of [`AppState`].
+pub struct AppContext {
     /// The service layer.
     pub warrant: Arc<Warrant>,
     /// The externally visible base URL (issuer and resource URLs are built from it).
     pub public_url: Arc<str>,
     /// Browser origins the MCP endpoints accept besides the public URL's own.
     pub mcp_allowed_origins: Arc<[String]>,
+}
+
+impl AppState {
+    /// The state of one server.
+    pub fn new(context: AppContext) -> Self {
+        AppState(Arc::new(context))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppContext;
+
+    fn deref(&self) -> &AppContext {
+        &self.0
+    }
 }
 
 #[derive(OpenApi)]

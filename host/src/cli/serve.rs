@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppContext, AppState};
 use crate::config::ServeConfig;
 use crate::service::{Settings, Warrant};
 
@@ -97,11 +97,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .to_string();
     warrant.set_public_url(&public_url);
     let warrant = Arc::new(warrant);
-    let state = AppState {
+    let state = AppState::new(AppContext {
         warrant: warrant.clone(),
         public_url: public_url.into(),
         mcp_allowed_origins: config.mcp_allowed_origins.clone().into(),
-    };
+    });
     println!("warrant listening on http://{bound}");
     tracing::info!(%bound, "listening");
     // Small request/response exchanges (REST and MCP alike) must not wait for Nagle.
