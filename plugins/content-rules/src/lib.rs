@@ -8,6 +8,16 @@
 //! `kinds` defaults to every principal kind. Applies to writes, imports and moves (a move
 //! cannot rename `a.txt` to `a.exe`).
 
+#![no_std]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+support::fresh_instance_runtime!();
+
 wit_bindgen::generate!({ world: "selective-policy-plugin", path: "../../wit" });
 
 use exports::warrant::policy::interest::{self, Interest};

@@ -7,6 +7,17 @@
 //! `actions` defaults to `["files:delete"]`; `kinds` (principal kinds the budget applies to)
 //! defaults to every kind.
 
+#![no_std]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+support::fresh_instance_runtime!();
+
 wit_bindgen::generate!({ world: "selective-policy-plugin", path: "../../wit" });
 
 use exports::warrant::policy::interest::{self, Interest};

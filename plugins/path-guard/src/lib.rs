@@ -10,6 +10,16 @@
 //! principal may act only on paths its rules cover: reads where any covering rule allows
 //! reading, writes, moves and deletes only where a covering rule is `read-write`.
 
+#![no_std]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+support::fresh_instance_runtime!();
+
 wit_bindgen::generate!({ world: "selective-policy-plugin", path: "../../wit" });
 
 use exports::warrant::policy::interest::{self, Interest};
@@ -42,7 +52,7 @@ enum Access {
 
 impl Rule {
     fn names(&self, r: &Request) -> bool {
-        self.kinds.iter().any(|k| *k == r.principal.kind) || self.ids.contains(&r.principal.id)
+        self.kinds.contains(&r.principal.kind) || self.ids.contains(&r.principal.id)
     }
 }
 

@@ -8,6 +8,16 @@
 //!             "any_scope": ["shares:write"], "any_group": ["publishers"]}]}
 //! ```
 
+#![no_std]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+support::fresh_instance_runtime!();
+
 wit_bindgen::generate!({ world: "selective-policy-plugin", path: "../../wit" });
 
 use exports::warrant::policy::interest::{self, Interest};
