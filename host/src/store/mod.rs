@@ -94,10 +94,14 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the one writer; NORMAL is durable in WAL
                         // mode across application crashes. sqlx turns foreign keys on already;
-                        // we state it so the guarantee does not depend on a default.
+                        // we state it so the guarantee does not depend on a default. Temporary
+                        // files in memory: a multi-row INSERT inside a transaction (the decision
+                        // log's) keeps a statement journal, which SQLite spills to a temp file
+                        // past 64 KiB — two pwrite calls per page, ~2 per logged decision.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                             PRAGMA temp_store = MEMORY;",
                         )
                         .await?;
                     }
