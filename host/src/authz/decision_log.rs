@@ -127,7 +127,7 @@ async fn write_loop(
         }
         full = batch.len() == BATCH;
         let n = batch.len() as u64;
-        match write_batch(&store, &batch).await {
+        match write_batch(&store, batch).await {
             Ok(()) => {
                 stats.written.fetch_add(n, Ordering::Relaxed);
             }
@@ -139,9 +139,19 @@ async fn write_loop(
     }
 }
 
-async fn write_batch(store: &Store, batch: &[DecisionRecord]) -> Result<(), sqlx::Error> {
+/// Writes a batch in one transaction: on a SQLite file through the log's own connection
+/// (`store::inline`), elsewhere through the pool.
+async fn write_batch(store: &Store, batch: Vec<DecisionRecord>) -> Result<(), sqlx::Error> {
+    let batch = Arc::new(batch);
+    let rows = batch.clone();
+    if let Some(outcome) = store
+        .write_inline(move |tx| decisions::insert_all_inline(tx, &rows))
+        .await
+    {
+        return outcome;
+    }
     let mut tx = store.pool().begin().await?;
-    decisions::insert_all(&mut tx, store.backend(), batch).await?;
+    decisions::insert_all(&mut tx, store.backend(), &batch).await?;
     tx.commit().await
 }
 

@@ -136,7 +136,8 @@ static INSERTS: std::sync::LazyLock<[[String; INSERT_SIZES.len()]; 2]> =
     });
 
 /// Appends decisions, as few statements as [`INSERT_SIZES`] allow: a round trip per row to
-/// SQLite's worker thread cost more than the row itself.
+/// SQLite's worker thread cost more than the row itself. (On a SQLite file the log writes
+/// through [`insert_all_inline`] instead.)
 pub async fn insert_all(
     conn: &mut sqlx::AnyConnection,
     backend: Backend,
@@ -159,38 +160,87 @@ pub async fn insert_all(
     Ok(())
 }
 
+/// Appends decisions on a rusqlite transaction: one prepared single-row statement per row,
+/// which needs neither the multi-row statements' statement journal nor sqlx's conversions.
+pub fn insert_all_inline(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[DecisionRecord],
+) -> rusqlite::Result<()> {
+    let [sqlite, _] = &*INSERTS;
+    let mut statement = tx.prepare_cached(&sqlite[INSERT_SIZES.len() - 1])?;
+    for d in rows {
+        statement.execute(rusqlite::params_from_iter(values(d)))?;
+    }
+    Ok(())
+}
+
 /// Runs one of [`INSERTS`] with `rows` bound.
 async fn insert_rows<'c>(
     db: impl AnyExecutor<'c>,
     sql: &'static str,
     rows: &[DecisionRecord],
 ) -> Result<(), sqlx::Error> {
-    let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    let rows: Vec<[Value<'_>; PER_ROW]> = rows.iter().map(values).collect();
     let mut q = sqlx::query(AssertSqlSafe(sql));
-    for d in rows {
-        q = q
-            .bind(&d.id)
-            .bind(d.at_ms)
-            .bind(d.workspace_id.as_deref())
-            .bind(&d.principal_id)
-            .bind(&d.principal_kind)
-            .bind(&d.credential_id)
-            .bind(&d.action)
-            .bind(&d.resource)
-            .bind(&d.transport)
-            .bind(i64::from(d.allowed))
-            .bind(d.layer.as_deref())
-            .bind(json(&d.policy_ids))
-            .bind(json(&d.reasons))
-            .bind(d.elapsed_us)
-            .bind(d.policy_version)
-            .bind(d.shadow_version)
-            .bind(d.shadow_allowed.map(i64::from))
-            .bind(d.shadow_policy_ids.as_ref().map(json))
-            .bind(d.plugins.as_deref());
+    for value in rows.iter().flatten() {
+        q = match value {
+            Value::Text(t) => q.bind(t.as_ref()),
+            Value::OptText(t) => q.bind(t.as_deref()),
+            Value::Int(i) => q.bind(*i),
+            Value::OptInt(i) => q.bind(*i),
+        };
     }
     q.execute(db).await?;
     Ok(())
+}
+
+/// One column's value, for either driver to bind.
+enum Value<'a> {
+    Text(std::borrow::Cow<'a, str>),
+    OptText(Option<std::borrow::Cow<'a, str>>),
+    Int(i64),
+    OptInt(Option<i64>),
+}
+
+impl rusqlite::ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Value::Text(t) => t.as_ref().to_sql(),
+            Value::OptText(Some(t)) => t.as_ref().to_sql(),
+            Value::OptText(None) => Ok(rusqlite::types::ToSqlOutput::Owned(
+                rusqlite::types::Value::Null,
+            )),
+            Value::Int(i) => i.to_sql(),
+            Value::OptInt(i) => i.to_sql(),
+        }
+    }
+}
+
+/// A decision's values in [`COLUMNS`] order.
+fn values(d: &DecisionRecord) -> [Value<'_>; PER_ROW] {
+    use std::borrow::Cow::{Borrowed, Owned};
+    let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    [
+        Value::Text(Borrowed(&d.id)),
+        Value::Int(d.at_ms),
+        Value::OptText(d.workspace_id.as_deref().map(Borrowed)),
+        Value::Text(Borrowed(&d.principal_id)),
+        Value::Text(Borrowed(&d.principal_kind)),
+        Value::Text(Borrowed(&d.credential_id)),
+        Value::Text(Borrowed(&d.action)),
+        Value::Text(Borrowed(&d.resource)),
+        Value::Text(Borrowed(&d.transport)),
+        Value::Int(i64::from(d.allowed)),
+        Value::OptText(d.layer.as_deref().map(Borrowed)),
+        Value::Text(Owned(json(&d.policy_ids))),
+        Value::Text(Owned(json(&d.reasons))),
+        Value::Int(d.elapsed_us),
+        Value::OptInt(d.policy_version),
+        Value::OptInt(d.shadow_version),
+        Value::OptInt(d.shadow_allowed.map(i64::from)),
+        Value::OptText(d.shadow_policy_ids.as_ref().map(|p| Owned(json(p)))),
+        Value::OptText(d.plugins.as_deref().map(Borrowed)),
+    ]
 }
 
 /// Filters for a query of one workspace's decisions.
@@ -335,43 +385,68 @@ mod tests {
         }
     }
 
-    /// 85 rows take one statement of each size (64 + 16 + 4 + 1), and every row lands whole.
-    #[tokio::test]
-    async fn every_row_of_a_batch_is_written_in_order() {
+    async fn fresh_store() -> (Store, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(crate::identity::new_id("decisions-test"));
         std::fs::create_dir_all(&dir).unwrap();
         let store = Store::open(&format!("sqlite://{}/w.db", dir.display()))
             .await
             .unwrap();
-        let rows: Vec<DecisionRecord> = (0..85).map(record).collect();
-        let mut conn = store.pool().acquire().await.unwrap();
-        insert_all(&mut conn, store.backend(), &rows).await.unwrap();
-        drop(conn);
+        (store, dir)
+    }
+
+    /// Reads `ws_1`'s log back and compares it with `rows`, every column.
+    async fn assert_logged(store: &Store, rows: &[DecisionRecord]) {
         let filter = DecisionFilter {
             limit: 200,
             ..DecisionFilter::default()
         };
         let mut read = query(store.pool(), "ws_1", &filter).await.unwrap();
         read.reverse();
-        assert_eq!(read.len(), 85);
-        for (got, want) in read.iter().zip(&rows) {
-            assert_eq!(
-                (
-                    &got.id,
-                    &got.resource,
-                    got.allowed,
-                    &got.layer,
-                    &got.policy_ids
-                ),
-                (
-                    &want.id,
-                    &want.resource,
-                    want.allowed,
-                    &want.layer,
-                    &want.policy_ids
-                )
-            );
+        let json = |d: &DecisionRecord| serde_json::to_value(d).unwrap();
+        let (read, rows): (Vec<_>, Vec<_>) = (
+            read.iter().map(json).collect(),
+            rows.iter().map(json).collect(),
+        );
+        assert_eq!(read, rows);
+    }
+
+    /// With the optional columns set on some rows and not on others.
+    fn varied(i: usize) -> DecisionRecord {
+        let mut d = record(i);
+        if i.is_multiple_of(3) {
+            d.shadow_version = Some(2);
+            d.shadow_allowed = Some(false);
+            d.shadow_policy_ids = Some(vec!["s1".into()]);
+            d.plugins = Some(r#"[{"name":"path-guard","verdict":"skipped"}]"#.into());
+            d.reasons = vec!["because".into()];
         }
+        d
+    }
+
+    /// 85 rows take one statement of each size (64 + 16 + 4 + 1), and every row lands whole.
+    #[tokio::test]
+    async fn every_row_of_a_batch_is_written_in_order() {
+        let (store, dir) = fresh_store().await;
+        let rows: Vec<DecisionRecord> = (0..85).map(varied).collect();
+        let mut conn = store.pool().acquire().await.unwrap();
+        insert_all(&mut conn, store.backend(), &rows).await.unwrap();
+        drop(conn);
+        assert_logged(&store, &rows).await;
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The SQLite file's own writer lands the same rows, readable through the pool at once.
+    #[tokio::test]
+    async fn the_inline_writer_writes_the_same_rows() {
+        let (store, dir) = fresh_store().await;
+        let rows: Vec<DecisionRecord> = (0..85).map(varied).collect();
+        let written = rows.clone();
+        store
+            .write_inline(move |tx| insert_all_inline(tx, &written))
+            .await
+            .expect("a SQLite file has an inline writer")
+            .unwrap();
+        assert_logged(&store, &rows).await;
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -15,8 +15,15 @@
 //! `libsqlite3-sys` that sqlx-sqlite links (its `links = "sqlite3"` makes cargo refuse two).
 //!
 //! It never waits for a lock: a read that meets one (`SQLITE_BUSY`, rare in WAL mode) is given
-//! back to the caller, which runs it through sqlx instead. Writes and every other read stay
-//! with sqlx. An in-memory database cannot be shared between connections: none then.
+//! back to the caller, which runs it through sqlx instead. An in-memory database cannot be
+//! shared between connections: none then.
+//!
+//! One write goes here too, [`InlineWriter`]: the decision log's batches, a row per decision
+//! of every request. Through sqlx each batch was multi-row `INSERT`s whose every value was
+//! converted twice (to sqlx's driver-neutral arguments, then to SQLite's) and sent to the
+//! connection's thread; here it is one prepared single-row statement run per row in one
+//! transaction, on the log writer's own connection. Every other write stays with sqlx; SQLite
+//! serializes the writers (each waits for the other up to the busy timeout).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -27,6 +34,8 @@ pub(crate) use super::columns::InlineRow;
 
 /// Idle connections kept for reuse; more may be open while more threads read at once.
 const IDLE_CONNECTIONS: usize = 8;
+/// How long a write waits for another writer, as sqlx's connections do.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 16;
 
@@ -94,6 +103,61 @@ impl InlineReader {
 }
 
 /// None (read through sqlx) for a busy or locked database, else the error.
+/// A read-write connection of its own for batched appends (see the module doc).
+pub(crate) struct InlineWriter {
+    path: PathBuf,
+    conn: Mutex<Option<Connection>>,
+}
+
+impl InlineWriter {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        InlineWriter {
+            path,
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// Runs `work` in one immediate transaction (blocking: call it off the async runtime).
+    /// A failed connection is dropped and opened again next time.
+    pub(crate) fn transaction<T>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, sqlx::Error> {
+        let mut slot = self
+            .conn
+            .lock()
+            .map_err(|_| sqlx::Error::Protocol("inline SQLite writer: poisoned lock".into()))?;
+        let outcome = (|| {
+            let conn = match slot.as_mut() {
+                Some(conn) => conn,
+                None => slot.insert(self.open()?),
+            };
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let value = work(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        outcome.map_err(|e: rusqlite::Error| {
+            *slot = None;
+            sqlx::Error::Protocol(format!("inline SQLite write: {e}"))
+        })
+    }
+
+    /// The same settings as the pool's connections (`super::Store::connect`).
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.execute_batch(
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+        )?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+}
+
 fn busy_or<T>(e: rusqlite::Error) -> Option<Result<T, sqlx::Error>> {
     match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => None,

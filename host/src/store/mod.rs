@@ -57,6 +57,8 @@ pub struct Store {
     backend: Backend,
     /// The hot read's inline path, for a SQLite file.
     inline: Option<Arc<inline::InlineReader>>,
+    /// The decision log's own write connection, for a SQLite file.
+    writer: Option<Arc<inline::InlineWriter>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -117,6 +119,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
+            writer: file.clone().map(|f| Arc::new(inline::InlineWriter::new(f))),
             inline: file.map(|f| Arc::new(inline::InlineReader::new(f))),
         })
     }
@@ -130,6 +133,21 @@ impl Store {
         map: impl FnOnce(&inline::InlineRow<'_>) -> Result<T, sqlx::Error>,
     ) -> Option<Result<Option<T>, sqlx::Error>> {
         self.inline.as_ref()?.query_row(sql, params, map)
+    }
+
+    /// Runs `work` in one transaction on the SQLite file's own write connection, off the async
+    /// runtime (see [`inline`]); None when the database is not a SQLite file.
+    pub(crate) async fn write_inline<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Option<Result<T, sqlx::Error>> {
+        let writer = self.writer.clone()?;
+        Some(
+            match tokio::task::spawn_blocking(move || writer.transaction(work)).await {
+                Ok(outcome) => outcome,
+                Err(e) => Err(sqlx::Error::Protocol(format!("inline SQLite write: {e}"))),
+            },
+        )
     }
 
     /// The pool, an executor for single statements.
