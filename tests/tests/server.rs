@@ -16,6 +16,7 @@ both_backends!(
     malformed_json_bodies_are_problem_json,
     responses_carry_a_request_id,
     sigterm_exits_cleanly,
+    decisions_still_queued_at_sigterm_are_written,
 );
 
 async fn healthz_and_readyz_answer_200(backend: Backend) {
@@ -354,6 +355,30 @@ async fn responses_carry_a_request_id(backend: Backend) {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 3, "request ids must differ per request: {ids:?}");
+}
+
+/// The decision log gathers records for a moment before it writes them; a graceful stop
+/// writes what is queued (through the same writer as always: on SQLite its own connection).
+async fn decisions_still_queued_at_sigterm_are_written(backend: Backend) {
+    let mut s = TestServer::start(backend).await;
+    let ws = s.create_workspace(&s.owner_token, "flushed").await;
+    for _ in 0..20 {
+        s.get(&s.owner_token, &format!("/workspaces/{ws}"))
+            .await
+            .expect(200);
+    }
+    let status = s.sigterm_and_wait(Duration::from_secs(10)).await;
+    assert!(
+        status.is_some_and(|st| st.success()),
+        "{status:?}\n{}",
+        s.logs()
+    );
+    let logged = s
+        .count_sql(&format!(
+            "SELECT COUNT(*) FROM decision_log WHERE workspace_id = '{ws}' AND action = 'workspace:read'"
+        ))
+        .await;
+    assert_eq!(logged, 20, "{}", s.logs());
 }
 
 async fn sigterm_exits_cleanly(backend: Backend) {
