@@ -1448,27 +1448,27 @@ impl TestServer {
         panic!("no such decision in {path}: {}", read().await.1)
     }
 
+    /// A connection of its own to the server's database.
+    async fn database(&self) -> sqlx::AnyConnection {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyConnection::connect(self.database_url())
+            .await
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.database_url()))
+    }
+
     /// The number one `SELECT COUNT(*) …` returns from the server's database (which may be
     /// stopped by now).
     pub async fn count_sql(&self, sql: &str) -> i64 {
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(self.database_url())
-            .await
-            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.database_url()));
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-            .fetch_one(&mut conn)
+            .fetch_one(&mut self.database().await)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// Runs one SQL statement on the server's database (to age a row, for example).
     pub async fn execute_sql(&self, sql: &str) {
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(self.database_url())
-            .await
-            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.database_url()));
         sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(&mut conn)
+            .execute(&mut self.database().await)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
