@@ -284,14 +284,14 @@ fn benches(c: &mut Criterion) {
     let groups = vec!["staff".to_string()];
     let request = PluginRequest {
         principal: ("agt_bench", "agent", "bench", &groups),
-        credential: ("pat", "tok_bench", vec!["files:read".into()]),
+        credential: ("pat", "tok_bench", ScopeSet::parse(["files:read"]).unwrap()),
         action: "files:read",
         workspace: "ws_bench",
         path: "reports/2026/q3/summary.pdf",
         size: None,
         content_type: None,
         transport: "rest",
-        client_address: Some("127.0.0.1".into()),
+        client_address: Some(std::net::Ipv4Addr::LOCALHOST.into()),
         time_ms: 1_764_000_000_000,
         dry_run: false,
     };

@@ -341,13 +341,7 @@ impl Authz {
             credential: (
                 caller.grant.kind.as_str(),
                 &caller.grant.credential_id,
-                caller
-                    .grant
-                    .scopes
-                    .names()
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect(),
+                caller.grant.scopes,
             ),
             action: action.cedar_id(),
             workspace: workspace.as_str(),
@@ -355,7 +349,7 @@ impl Authz {
             size: facts.size,
             content_type: facts.content_type.as_deref(),
             transport: caller.transport.as_str(),
-            client_address: caller.client_addr.map(|a| a.to_string()),
+            client_address: caller.client_addr,
             time_ms,
             dry_run,
         };

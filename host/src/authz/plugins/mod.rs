@@ -222,12 +222,13 @@ impl PluginVerdict {
     }
 }
 
-/// The request a plugin sees, built by the pipeline.
+/// The request a plugin sees, built by the pipeline. It borrows or copies what it holds:
+/// the owned strings a plugin receives are made only if some plugin is asked ([`lower`]).
 pub struct PluginRequest<'a> {
     /// Principal id, kind, name, groups.
     pub principal: (&'a str, &'a str, &'a str, &'a [String]),
     /// Credential kind, id, scopes.
-    pub credential: (&'a str, &'a str, Vec<String>),
+    pub credential: (&'a str, &'a str, super::ScopeSet),
     /// The Cedar action id.
     pub action: &'a str,
     /// The workspace id.
@@ -241,7 +242,7 @@ pub struct PluginRequest<'a> {
     /// `rest`, `mcp` or `what-if`.
     pub transport: &'a str,
     /// The caller's address.
-    pub client_address: Option<String>,
+    pub client_address: Option<std::net::IpAddr>,
     /// Request time, Unix ms.
     pub time_ms: u64,
     /// A what-if question: counters are read, never advanced.
@@ -632,7 +633,13 @@ fn lower(req: &PluginRequest<'_>) -> types::Request {
         credential: types::Credential {
             kind: req.credential.0.to_string(),
             id: req.credential.1.to_string(),
-            scopes: req.credential.2.clone(),
+            scopes: req
+                .credential
+                .2
+                .names()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
         },
         action: req.action.to_string(),
         resource: types::Resource {
@@ -642,7 +649,7 @@ fn lower(req: &PluginRequest<'_>) -> types::Request {
             content_type: req.content_type.map(str::to_string),
         },
         transport: req.transport.to_string(),
-        client_address: req.client_address.clone(),
+        client_address: req.client_address.map(|a| a.to_string()),
         time_ms: req.time_ms,
         config: String::new(),
     }
