@@ -34,8 +34,6 @@ pub(crate) use super::columns::InlineRow;
 
 /// Idle connections kept for reuse; more may be open while more threads read at once.
 const IDLE_CONNECTIONS: usize = 8;
-/// How long a write waits for another writer, as sqlx's connections do.
-const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 16;
 
@@ -102,7 +100,6 @@ impl InlineReader {
     }
 }
 
-/// None (read through sqlx) for a busy or locked database, else the error.
 /// A read-write connection of its own for batched appends (see the module doc).
 pub(crate) struct InlineWriter {
     path: PathBuf,
@@ -143,21 +140,19 @@ impl InlineWriter {
         })
     }
 
-    /// The same settings as the pool's connections (`super::Store::connect`).
+    /// With the same settings as the pool's connections.
     fn open(&self) -> rusqlite::Result<Connection> {
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.execute_batch(
-            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
-        )?;
+        conn.execute_batch(super::SQLITE_SETTINGS)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
 }
 
+/// None (read through sqlx) for a busy or locked database, else the error.
 fn busy_or<T>(e: rusqlite::Error) -> Option<Result<T, sqlx::Error>> {
     match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => None,

@@ -61,6 +61,15 @@ pub struct Store {
     writer: Option<Arc<inline::InlineWriter>>,
 }
 
+/// The settings of every read-write SQLite connection (sqlx's pool and the decision log's own,
+/// [`inline::InlineWriter`]). WAL lets readers run beside the one writer; NORMAL is durable in
+/// WAL mode across application crashes. sqlx turns foreign keys on already; we state it so
+/// the guarantee does not depend on a default. A writer waits up to 10 s for another. Temporary
+/// files in memory: a multi-row INSERT inside a transaction keeps a statement journal, which
+/// SQLite spills to a temp file past 64 KiB — two pwrite calls per page, ~2 per logged decision.
+const SQLITE_SETTINGS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA temp_store = MEMORY;";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl Store {
@@ -94,18 +103,7 @@ impl Store {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer; NORMAL is durable in WAL
-                        // mode across application crashes. sqlx turns foreign keys on already;
-                        // we state it so the guarantee does not depend on a default. Temporary
-                        // files in memory: a multi-row INSERT inside a transaction (the decision
-                        // log's) keeps a statement journal, which SQLite spills to a temp file
-                        // past 64 KiB — two pwrite calls per page, ~2 per logged decision.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                             PRAGMA temp_store = MEMORY;",
-                        )
-                        .await?;
+                        conn.execute(SQLITE_SETTINGS).await?;
                     }
                     Ok(())
                 })
