@@ -184,34 +184,28 @@ async fn insert_rows<'c>(
     let mut q = sqlx::query(AssertSqlSafe(sql));
     for value in rows.iter().flatten() {
         q = match value {
-            Value::Text(t) => q.bind(t.as_ref()),
-            Value::OptText(t) => q.bind(t.as_deref()),
+            Value::Text(t) => q.bind(t.as_deref()),
             Value::Int(i) => q.bind(*i),
-            Value::OptInt(i) => q.bind(*i),
         };
     }
     q.execute(db).await?;
     Ok(())
 }
 
-/// One column's value, for either driver to bind.
+/// One column's value (None: NULL), for either driver to bind.
 enum Value<'a> {
-    Text(std::borrow::Cow<'a, str>),
-    OptText(Option<std::borrow::Cow<'a, str>>),
-    Int(i64),
-    OptInt(Option<i64>),
+    Text(Option<std::borrow::Cow<'a, str>>),
+    Int(Option<i64>),
 }
 
 impl rusqlite::ToSql for Value<'_> {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         match self {
-            Value::Text(t) => t.as_ref().to_sql(),
-            Value::OptText(Some(t)) => t.as_ref().to_sql(),
-            Value::OptText(None) => Ok(rusqlite::types::ToSqlOutput::Owned(
+            Value::Text(Some(t)) => t.as_ref().to_sql(),
+            Value::Int(Some(i)) => i.to_sql(),
+            Value::Text(None) | Value::Int(None) => Ok(rusqlite::types::ToSqlOutput::Owned(
                 rusqlite::types::Value::Null,
             )),
-            Value::Int(i) => i.to_sql(),
-            Value::OptInt(i) => i.to_sql(),
         }
     }
 }
@@ -220,26 +214,33 @@ impl rusqlite::ToSql for Value<'_> {
 fn values(d: &DecisionRecord) -> [Value<'_>; PER_ROW] {
     use std::borrow::Cow::{Borrowed, Owned};
     let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    fn text(t: &str) -> Value<'_> {
+        Value::Text(Some(Borrowed(t)))
+    }
+    fn opt_text(t: Option<&str>) -> Value<'_> {
+        Value::Text(t.map(Borrowed))
+    }
+    let int = |i: i64| Value::Int(Some(i));
     [
-        Value::Text(Borrowed(&d.id)),
-        Value::Int(d.at_ms),
-        Value::OptText(d.workspace_id.as_deref().map(Borrowed)),
-        Value::Text(Borrowed(&d.principal_id)),
-        Value::Text(Borrowed(&d.principal_kind)),
-        Value::Text(Borrowed(&d.credential_id)),
-        Value::Text(Borrowed(&d.action)),
-        Value::Text(Borrowed(&d.resource)),
-        Value::Text(Borrowed(&d.transport)),
-        Value::Int(i64::from(d.allowed)),
-        Value::OptText(d.layer.as_deref().map(Borrowed)),
-        Value::Text(Owned(json(&d.policy_ids))),
-        Value::Text(Owned(json(&d.reasons))),
-        Value::Int(d.elapsed_us),
-        Value::OptInt(d.policy_version),
-        Value::OptInt(d.shadow_version),
-        Value::OptInt(d.shadow_allowed.map(i64::from)),
-        Value::OptText(d.shadow_policy_ids.as_ref().map(|p| Owned(json(p)))),
-        Value::OptText(d.plugins.as_deref().map(Borrowed)),
+        text(&d.id),
+        int(d.at_ms),
+        opt_text(d.workspace_id.as_deref()),
+        text(&d.principal_id),
+        text(&d.principal_kind),
+        text(&d.credential_id),
+        text(&d.action),
+        text(&d.resource),
+        text(&d.transport),
+        int(i64::from(d.allowed)),
+        opt_text(d.layer.as_deref()),
+        Value::Text(Some(Owned(json(&d.policy_ids)))),
+        Value::Text(Some(Owned(json(&d.reasons)))),
+        int(d.elapsed_us),
+        Value::Int(d.policy_version),
+        Value::Int(d.shadow_version),
+        Value::Int(d.shadow_allowed.map(i64::from)),
+        Value::Text(d.shadow_policy_ids.as_ref().map(|p| Owned(json(p)))),
+        opt_text(d.plugins.as_deref()),
     ]
 }
 

@@ -65,8 +65,9 @@ pub struct Store {
 /// [`inline::InlineWriter`]). WAL lets readers run beside the one writer; NORMAL is durable in
 /// WAL mode across application crashes. sqlx turns foreign keys on already; we state it so
 /// the guarantee does not depend on a default. A writer waits up to 10 s for another. Temporary
-/// files in memory: a multi-row INSERT inside a transaction keeps a statement journal, which
-/// SQLite spills to a temp file past 64 KiB — two pwrite calls per page, ~2 per logged decision.
+/// files in memory: a statement that changes many rows inside a transaction keeps a statement
+/// journal, which SQLite spills to a temp file past 64 KiB — two pwrite calls per page (the
+/// decision log's multi-row INSERTs through sqlx made ~2 per logged decision).
 const SQLITE_SETTINGS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA temp_store = MEMORY;";
 
