@@ -94,6 +94,7 @@ fn attached(runtime: &PluginRuntime, crate_name: &str, config: &str) -> Attached
         version: 1,
         mode: PluginMode::Enforce,
         config: config.into(),
+        memo: runtime.verdict_memo(&interest),
         interest,
         compiled,
         stats: runtime.stats_of(crate_name),

@@ -17,6 +17,7 @@ both_backends!(
     delete_budget_runs_out_and_comes_back_after_the_window,
     content_rules_refuse_executables_from_agents,
     plugins_are_asked_only_about_what_they_declare,
+    verdicts_are_reused_only_by_the_fields_a_plugin_declared,
     scope_rules_add_a_pseudo_scope,
     shadow_mode_logs_but_does_not_enforce,
     new_versions_take_effect_on_the_next_request_and_must_accept_attached_configs,
@@ -303,7 +304,8 @@ async fn plugins_are_asked_only_about_what_they_declare(backend: Backend) {
     .expect_json(200);
     assert_eq!(
         attached["judges"],
-        json!({"actions": ["files:write", "files:import", "files:move"], "principal_kinds": ["agent"]})
+        json!({"actions": ["files:write", "files:import", "files:move"], "principal_kinds": ["agent"],
+               "decided_by": ["principal-kind", "action", "path", "size", "content-type"]})
     );
     s.get_file(&token, &ws, "notes.txt").await.expect(200);
     let read = logged(&s, &ws, |d| {
@@ -368,7 +370,7 @@ async fn plugins_are_asked_only_about_what_they_declare(backend: Backend) {
         .expect_json(200);
     assert_eq!(
         listed["plugins"][0]["judges"],
-        json!({"actions": [], "principal_kinds": []})
+        json!({"actions": [], "principal_kinds": [], "decided_by": null})
     );
     s.get_file(&token, &ws, "notes.txt").await.expect(200);
     let asked = logged(&s, &ws, |d| {
@@ -376,6 +378,167 @@ async fn plugins_are_asked_only_about_what_they_declare(backend: Backend) {
     })
     .await;
     assert_ne!(asked["plugins"][0]["verdict"], "skipped", "{asked}");
+}
+
+/// The decisions of `ws` on `path`, once at least `n` of them are in the log.
+async fn decisions_on(s: &TestServer, ws: &str, path: &str, n: usize) -> Vec<Value> {
+    let read = || async {
+        let log = s
+            .get(
+                &s.owner_token,
+                &format!("/workspaces/{ws}/decisions?limit=100"),
+            )
+            .await
+            .expect_json(200);
+        let on: Vec<Value> = log["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["resource"] == path)
+            .cloned()
+            .collect();
+        (on.len() >= n).then_some(on)
+    };
+    poll_until(Duration::from_secs(10), read)
+        .await
+        .unwrap_or_else(|| panic!("fewer than {n} decisions on {path}"))
+}
+
+async fn verdicts_are_reused_only_by_the_fields_a_plugin_declared(backend: Backend) {
+    let s = start(backend).await;
+    let (ws, _agent, token) = workspace_with_agent(&s, AGENT_SCOPES).await;
+    for path in ["notes.txt", "other.txt", "clock.txt"] {
+        s.put_file(&s.owner_token, &ws, path, "hello")
+            .await
+            .expect(201);
+    }
+    let plugin = push(&s, "hostile-interest", wasm("hostile-interest")).await;
+    let a = attach(
+        &s,
+        &ws,
+        &plugin,
+        json!({"config": {"declare": "files:read", "reuse": ["path", "action"]}}),
+    )
+    .await
+    .expect_json(200);
+    assert_eq!(a["judges"]["decided_by"], json!(["action", "path"]));
+
+    // The plugin is shown only what it declared: no kind, no credential, time 0.
+    let first = s.get_file(&token, &ws, "notes.txt").await;
+    let detail = first.problem(403, "plugin_denied")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.contains("`files:read` (path `notes.txt`, kind ``, credential ``, time 0)"),
+        "{detail}"
+    );
+    // The owner's read of the same path is the same request in those fields: the verdict is
+    // given again, reason and all, and the log says so.
+    let again = s.get_file(&s.owner_token, &ws, "notes.txt").await;
+    assert_eq!(again.problem(403, "plugin_denied")["detail"], json!(detail));
+    let on_notes = decisions_on(&s, &ws, "notes.txt", 2).await;
+    let reused: Vec<bool> = on_notes[..2]
+        .iter()
+        .map(|d| d["plugins"][0]["reused"] == true)
+        .collect();
+    assert_eq!(reused, [true, false], "newest first: {on_notes:?}");
+    assert_eq!(on_notes[0]["plugins"][0]["verdict"], "deny");
+    assert_eq!(on_notes[0]["allowed"], false);
+    // Another path is another request: evaluated afresh.
+    let other = s.get_file(&token, &ws, "other.txt").await;
+    assert!(
+        other.problem(403, "plugin_denied")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("path `other.txt`")
+    );
+    let on_other = decisions_on(&s, &ws, "other.txt", 2).await; // the write, the read
+    assert_eq!(on_other[0]["plugins"][0].get("reused"), None);
+    let stats = s
+        .get(&s.owner_token, &format!("/plugins/{plugin}"))
+        .await
+        .expect_json(200);
+    assert_eq!(stats["stats"]["reused"], 1, "{stats}");
+    assert_eq!(stats["stats"]["evaluations"], 2, "{stats}");
+
+    // A plugin that asks the host for the time depends on more than the request: its verdicts
+    // are never reused. A new configuration starts afresh.
+    attach(
+        &s,
+        &ws,
+        &plugin,
+        json!({"config": {"declare": "files:read", "reuse": ["path", "action"], "clock": true}}),
+    )
+    .await
+    .expect(200);
+    for _ in 0..3 {
+        let p = s.get_file(&token, &ws, "clock.txt").await;
+        let detail = p.problem(403, "plugin_denied")["detail"].clone();
+        assert!(!detail.as_str().unwrap().ends_with("time 0)"), "{detail}");
+    }
+    let on_clock = decisions_on(&s, &ws, "clock.txt", 4).await; // the write, three reads
+    assert!(
+        on_clock
+            .iter()
+            .all(|d| d["plugins"][0].get("reused").is_none()),
+        "{on_clock:?}"
+    );
+    s.get_file(&token, &ws, "notes.txt")
+        .await
+        .problem(403, "plugin_denied");
+    // The owner's write, the two reads above, and this one.
+    let on_notes = decisions_on(&s, &ws, "notes.txt", 4).await;
+    assert_eq!(on_notes[0]["plugins"][0].get("reused"), None);
+
+    // A declaration that traps refuses the attachment; the one in force stays.
+    let r = attach(
+        &s,
+        &ws,
+        &plugin,
+        json!({"config": {"declare": "files:read", "reuse": "trap"}}),
+    )
+    .await
+    .problem(422, "unprocessable");
+    let detail = r["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("declaring on what its verdicts depend") && detail.contains("it trapped"),
+        "{detail}"
+    );
+
+    // path-guard reuses by who, what and where; the same agent reading twice gets the
+    // verdict again.
+    detach(&s, &ws, &plugin).await;
+    let guard = push(&s, "path-guard", wasm("path-guard")).await;
+    let a = attach(
+        &s,
+        &ws,
+        &guard,
+        json!({"config": {"rules": [{"kinds": ["agent"], "paths": ["*.txt"], "access": "read-only"}]}}),
+    )
+    .await
+    .expect_json(200);
+    assert_eq!(
+        a["judges"]["decided_by"],
+        json!(["principal-kind", "principal-name", "action", "path"])
+    );
+    for _ in 0..2 {
+        s.get_file(&token, &ws, "other.txt").await.expect(200);
+    }
+    s.put_file(&token, &ws, "other.txt", "no")
+        .await
+        .problem(403, "plugin_denied");
+    let on_other = decisions_on(&s, &ws, "other.txt", 5).await; // 2 before, 3 here
+    let seen: Vec<(&str, bool)> = on_other[..3]
+        .iter()
+        .map(|d| {
+            (
+                d["plugins"][0]["verdict"].as_str().unwrap(),
+                d["plugins"][0]["reused"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(seen, [("deny", false), ("allow", true), ("allow", false)]);
 }
 
 async fn scope_rules_add_a_pseudo_scope(backend: Backend) {

@@ -35,6 +35,9 @@ pub struct PluginStatsView {
     pub failures: u64,
     /// Mean evaluation time, microseconds.
     pub mean_us: u64,
+    /// Verdicts given again without evaluating (the plugin declared on what they depend);
+    /// not among `evaluations`.
+    pub reused: u64,
 }
 
 /// An uploaded plugin.
@@ -272,6 +275,7 @@ impl Warrant {
                     .load(Relaxed)
                     .checked_div(evaluations)
                     .unwrap_or(0),
+                reused: stats.reused.load(Relaxed),
             },
         })
     }
@@ -530,6 +534,7 @@ impl Warrant {
         for a in store::plugins::attachments(self.store.pool(), &ws.id).await? {
             let (compiled, interest) = self.loaded(&ws.id, &a).await?;
             list.push(AttachedPlugin {
+                memo: runtime.verdict_memo(&interest),
                 interest,
                 stats: runtime.stats_of(&a.plugin_id),
                 plugin_id: a.plugin_id.into(),

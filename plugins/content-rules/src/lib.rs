@@ -18,9 +18,10 @@ use alloc::vec::Vec;
 
 support::fresh_instance_runtime!();
 
-wit_bindgen::generate!({ world: "selective-policy-plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "reusable-policy-plugin", path: "../../wit" });
 
 use exports::warrant::policy::interest::{self, Interest};
+use exports::warrant::policy::reuse::{self, RequestField};
 
 use serde::Deserialize;
 
@@ -53,6 +54,19 @@ impl interest::Guest for ContentRules {
     fn declare_interest(config: String) -> Interest {
         let kinds = support::parse_config::<Config>(&config).map(|c| c.kinds).unwrap_or_default();
         Interest { actions: support::WRITE_ACTIONS.map(String::from).to_vec(), principal_kinds: kinds }
+    }
+}
+
+impl reuse::Guest for ContentRules {
+    /// A write's kind of principal, path, declared type and size: nothing else matters.
+    fn declare_reuse(_config: String) -> Option<Vec<RequestField>> {
+        Some(Vec::from([
+            RequestField::PrincipalKind,
+            RequestField::Action,
+            RequestField::Path,
+            RequestField::ContentType,
+            RequestField::Size,
+        ]))
     }
 }
 

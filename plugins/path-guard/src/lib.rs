@@ -20,9 +20,10 @@ use alloc::vec::Vec;
 
 support::fresh_instance_runtime!();
 
-wit_bindgen::generate!({ world: "selective-policy-plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "reusable-policy-plugin", path: "../../wit" });
 
 use exports::warrant::policy::interest::{self, Interest};
+use exports::warrant::policy::reuse::{self, RequestField};
 
 use serde::Deserialize;
 
@@ -92,6 +93,23 @@ impl interest::Guest for PathGuard {
         kinds.sort();
         kinds.dedup();
         Interest { actions: Vec::new(), principal_kinds: kinds }
+    }
+}
+
+impl reuse::Guest for PathGuard {
+    /// Who (the id only when a rule names ids), what and where; the name is in deny reasons.
+    fn declare_reuse(config: String) -> Option<Vec<RequestField>> {
+        let rules = support::parse_config::<Config>(&config).ok()?.rules;
+        let mut fields = Vec::from([
+            RequestField::PrincipalKind,
+            RequestField::PrincipalName,
+            RequestField::Action,
+            RequestField::Path,
+        ]);
+        if rules.iter().any(|r| !r.ids.is_empty()) {
+            fields.push(RequestField::PrincipalId);
+        }
+        Some(fields)
     }
 }
 

@@ -18,9 +18,10 @@ use alloc::vec::Vec;
 
 support::fresh_instance_runtime!();
 
-wit_bindgen::generate!({ world: "selective-policy-plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "reusable-policy-plugin", path: "../../wit" });
 
 use exports::warrant::policy::interest::{self, Interest};
+use exports::warrant::policy::reuse::{self, RequestField};
 
 use serde::Deserialize;
 
@@ -73,6 +74,18 @@ impl interest::Guest for ScopeRules {
         actions.sort();
         actions.dedup();
         Interest { actions, principal_kinds: Vec::new() }
+    }
+}
+
+impl reuse::Guest for ScopeRules {
+    /// The action and path pick the rules; scopes and groups satisfy them.
+    fn declare_reuse(_config: String) -> Option<Vec<RequestField>> {
+        Some(Vec::from([
+            RequestField::Action,
+            RequestField::Path,
+            RequestField::CredentialScopes,
+            RequestField::PrincipalGroups,
+        ]))
     }
 }
 

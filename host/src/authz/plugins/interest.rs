@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::bindings::selective::exports::warrant::policy::interest::Interest;
+use super::reuse::RequestFields;
 
 /// The most entries a plugin may declare in one list; a longer one refuses the attachment.
 const MAX_ENTRIES: usize = 256;
@@ -16,6 +17,11 @@ pub struct PluginInterest {
     pub actions: Vec<String>,
     /// The principal kinds it judges; empty: every kind.
     pub principal_kinds: Vec<String>,
+    /// The request fields its verdicts depend on, if it declared them (its `reuse` export):
+    /// it is shown only these, and a verdict is given again to a request equal in them.
+    /// None: every verdict comes from an evaluation of its own.
+    #[schema(value_type = Option<Vec<String>>, example = json!(["principal-kind", "action", "path"]))]
+    pub decided_by: Option<RequestFields>,
 }
 
 impl PluginInterest {
@@ -52,6 +58,7 @@ impl PluginInterest {
         Ok(PluginInterest {
             actions: declared.actions,
             principal_kinds: declared.principal_kinds,
+            decided_by: None,
         })
     }
 }

@@ -5,7 +5,9 @@
 //! a component that imports anything else (files, sockets, clocks, random) is refused.
 //!
 //! A plugin may declare which requests it judges (the optional `interest` export); it is not
-//! started for the others, and the decision records it as `skipped`.
+//! started for the others, and the decision records it as `skipped`. It may also declare on
+//! which request fields its verdicts depend (the optional `reuse` export); it is then shown
+//! only those, and its verdict is given again to requests equal in them (see [`reuse`]).
 //!
 //! Everything that goes wrong inside a plugin — a trap, a panic, running past the deadline,
 //! growing past the memory cap — is a deny with a reason (fail closed), counted per plugin.
@@ -14,6 +16,7 @@ mod artefact;
 mod bindings;
 pub mod counters;
 mod interest;
+pub mod reuse;
 mod sandbox;
 
 use std::collections::HashMap;
@@ -31,11 +34,13 @@ use wasmtime::{
 
 use artefact::ArtefactCache;
 pub use artefact::COMPONENT_HEADER;
+use bindings::reusable::exports::warrant::policy::reuse::GuestIndices as ReuseIndices;
 use bindings::selective::exports::warrant::policy::interest::GuestIndices as InterestIndices;
 use bindings::warrant::policy::types;
 use bindings::{PolicyPlugin, PolicyPluginPre};
 use counters::Counters;
 pub use interest::PluginInterest;
+use reuse::{Budget, Field, Kept, RequestFields, VerdictMemo};
 use sandbox::{Sandbox, cut};
 
 /// The longest deny reason kept; longer ones are cut.
@@ -48,6 +53,8 @@ const WALL_CLOCK_CEILING: u32 = 20;
 
 /// The name of the optional export that says which requests a plugin judges.
 const INTEREST_EXPORT: &str = "warrant:policy/interest@0.1.0";
+/// The name of the optional export that says on what a plugin's verdicts depend.
+const REUSE_EXPORT: &str = "warrant:policy/reuse@0.1.0";
 
 /// Imports a plugin may have: Warrant's own, and the WASI interfaces Rust's standard library
 /// always imports (linked as traps: calling them stops the plugin).
@@ -138,6 +145,8 @@ pub struct CompiledPlugin {
     pre: PolicyPluginPre<Sandbox>,
     /// Where its `interest` export is, if it has one.
     interest: Option<InterestIndices>,
+    /// Where its `reuse` export is, if it has one.
+    reuse: Option<ReuseIndices>,
 }
 
 /// Per-plugin counters, for the API and `/metrics`.
@@ -151,6 +160,8 @@ pub struct PluginStats {
     pub failures: AtomicU64,
     /// Time spent evaluating, in microseconds.
     pub total_us: AtomicU64,
+    /// Verdicts given again instead of evaluating (see [`reuse`]); not among `evaluations`.
+    pub reused: AtomicU64,
 }
 
 /// Whether a plugin's deny refuses requests.
@@ -175,6 +186,9 @@ pub struct AttachedPlugin {
     pub compiled: Arc<CompiledPlugin>,
     /// Its counters.
     pub stats: Arc<PluginStats>,
+    /// Its kept verdicts, when it declared on what they depend
+    /// ([`PluginRuntime::verdict_memo`]).
+    pub memo: Option<Arc<VerdictMemo>>,
 }
 
 /// What one plugin said about one request.
@@ -196,6 +210,10 @@ pub struct PluginVerdict {
     pub reason: Option<String>,
     /// Time the evaluation took, in microseconds.
     pub elapsed_us: u64,
+    /// True when the verdict was given again, without evaluating: an earlier request equal
+    /// in every field the plugin declared its verdicts depend on got it from the plugin.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reused: bool,
 }
 
 impl PluginVerdict {
@@ -213,6 +231,7 @@ impl PluginVerdict {
             verdict,
             reason,
             elapsed_us,
+            reused: false,
         }
     }
 
@@ -258,6 +277,7 @@ pub struct PluginRuntime {
     counters: Arc<Counters>,
     compiled: RwLock<HashMap<String, Arc<CompiledPlugin>>>,
     stats: RwLock<HashMap<String, Arc<PluginStats>>>,
+    memo_budget: Arc<Budget>,
     ticker: Arc<AtomicBool>,
 }
 
@@ -316,6 +336,7 @@ impl PluginRuntime {
             counters: Arc::new(Counters::default()),
             compiled: RwLock::new(HashMap::new()),
             stats: RwLock::new(HashMap::new()),
+            memo_budget: Budget::new(reuse::MAX_KEPT_VERDICTS),
             ticker: stop,
         })
     }
@@ -382,10 +403,15 @@ impl PluginRuntime {
             None => None,
             Some(_) => Some(InterestIndices::new(pre.instance_pre()).map_err(wrong_world)?),
         };
+        let reuse = match component.get_export_index(None, REUSE_EXPORT) {
+            None => None,
+            Some(_) => Some(ReuseIndices::new(pre.instance_pre()).map_err(wrong_world)?),
+        };
         let compiled = Arc::new(CompiledPlugin {
             digest: digest.to_string(),
             pre,
             interest,
+            reuse,
         });
         if let Ok(mut map) = self.compiled.write() {
             map.insert(digest.to_string(), compiled.clone());
@@ -398,6 +424,13 @@ impl PluginRuntime {
         // What is left unresolved is one of the allowed WASI interfaces: calling it traps.
         linker.define_unknown_imports_as_traps(component)?;
         PolicyPluginPre::new(linker.instantiate_pre(component)?)
+    }
+
+    /// An empty memo for the verdicts of an attachment with `interest`, if it declared on what
+    /// they depend; each loaded attachment gets its own.
+    pub fn verdict_memo(&self, interest: &PluginInterest) -> Option<Arc<VerdictMemo>> {
+        let fields = interest.decided_by?;
+        Some(Arc::new(VerdictMemo::new(fields, self.memo_budget.clone())))
     }
 
     /// The counters of a plugin (created on first use).
@@ -430,8 +463,8 @@ impl PluginRuntime {
     }
 
     /// Runs a plugin's `configure` on `config`, then asks the same instance which requests it
-    /// judges with it (blocking: call it off the async runtime). Err is the plugin's refusal of
-    /// the config, or what went wrong.
+    /// judges with it and on what its verdicts depend (blocking: call it off the async
+    /// runtime). Err is the plugin's refusal of the config, or what went wrong.
     pub fn configure(
         &self,
         plugin_id: &Arc<str>,
@@ -455,30 +488,41 @@ impl PluginRuntime {
             Ok(Err(why)) => return Err(cut(&why, MAX_REASON_BYTES)),
             Err(e) => return Err(failed("checking its configuration", &e)),
         }
-        let Some(indices) = &compiled.interest else {
-            return Ok(PluginInterest::everything());
+        let mut interest = match &compiled.interest {
+            None => PluginInterest::everything(),
+            Some(indices) => indices
+                .load(&mut store, &instance)
+                .and_then(|i| i.call_declare_interest(&mut store, config))
+                .map_err(|e| failed("declaring which requests it judges", &e))
+                .and_then(PluginInterest::checked)?,
         };
-        indices
-            .load(&mut store, &instance)
-            .and_then(|i| i.call_declare_interest(&mut store, config))
-            .map_err(|e| failed("declaring which requests it judges", &e))
-            .and_then(PluginInterest::checked)
+        if let Some(indices) = &compiled.reuse {
+            let declared = indices
+                .load(&mut store, &instance)
+                .and_then(|r| r.call_declare_reuse(&mut store, config))
+                .map_err(|e| failed("declaring on what its verdicts depend", &e))?;
+            interest.decided_by = declared.as_deref().map(RequestFields::declared);
+        }
+        Ok(interest)
     }
 
-    /// Evaluates one attached plugin on one request.
-    pub fn evaluate(
+    /// Evaluates one attached plugin on `request`, the plugin's view of `req`; true with it
+    /// when the plugin asked the host for the time or a counter (its verdict then depends on
+    /// more than the request).
+    fn evaluate(
         &self,
         plugin: &AttachedPlugin,
         request: &types::Request,
-        dry_run: bool,
-    ) -> PluginVerdict {
+        req: &PluginRequest<'_>,
+    ) -> (PluginVerdict, bool) {
         let started = Instant::now();
         let mut store = self.store(&plugin.plugin_id, &plugin.name);
         {
             let data = store.data_mut();
             data.workspace = request.resource.workspace.clone();
-            data.now_ms = request.time_ms;
-            data.dry_run = dry_run;
+            // The real time: the request's field is 0 for a plugin not shown it.
+            data.now_ms = req.time_ms;
+            data.dry_run = req.dry_run;
         }
         let outcome = plugin
             .compiled
@@ -486,6 +530,7 @@ impl PluginRuntime {
             .instantiate(&mut store)
             .and_then(|p| p.call_evaluate(&mut store, request));
         let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let consulted_host = store.data().consulted_host;
         let (verdict, reason) = match outcome {
             Ok(types::Verdict::Allow) => ("allow", None),
             Ok(types::Verdict::Abstain) => ("abstain", None),
@@ -515,7 +560,42 @@ impl PluginRuntime {
             .stats
             .total_us
             .fetch_add(elapsed_us, Ordering::Relaxed);
-        PluginVerdict::of(plugin, verdict, reason, elapsed_us)
+        (
+            PluginVerdict::of(plugin, verdict, reason, elapsed_us),
+            consulted_host,
+        )
+    }
+
+    /// Gives the verdict kept for a request equal in the fields the plugin declared, or
+    /// evaluates it (shown only those fields) and keeps what it says unless it failed or
+    /// asked the host for the time or a counter.
+    fn evaluate_reusing(
+        &self,
+        plugin: &AttachedPlugin,
+        memo: &VerdictMemo,
+        req: &PluginRequest<'_>,
+    ) -> PluginVerdict {
+        let key = memo.key(req);
+        if let Some(kept) = key.as_deref().and_then(|k| memo.get(k)) {
+            plugin.stats.reused.fetch_add(1, Ordering::Relaxed);
+            let mut v = PluginVerdict::of(plugin, kept.verdict, kept.reason, 0);
+            v.reused = true;
+            return v;
+        }
+        let mut request = lower(req, Some(memo.fields()));
+        request.config = plugin.config.to_string();
+        let (v, consulted_host) = self.evaluate(plugin, &request, req);
+        if let Some(key) = key
+            && !consulted_host
+            && v.verdict != "error"
+        {
+            let kept = Kept {
+                verdict: v.verdict,
+                reason: v.reason.clone(),
+            };
+            memo.keep(key, kept);
+        }
+        v
     }
 
     /// A short explanation of a failed call.
@@ -568,10 +648,15 @@ impl PluginRuntime {
                 verdicts.push(PluginVerdict::of(plugin, "skipped", None, 0));
                 continue;
             }
-            let request = lowered.get_or_insert_with(|| lower(req));
-            request.config.clear();
-            request.config.push_str(&plugin.config);
-            let v = self.evaluate(plugin, request, req.dry_run);
+            let v = match &plugin.memo {
+                Some(memo) => self.evaluate_reusing(plugin, memo, req),
+                None => {
+                    let request = lowered.get_or_insert_with(|| lower(req, None));
+                    request.config.clear();
+                    request.config.push_str(&plugin.config);
+                    self.evaluate(plugin, request, req).0
+                }
+            };
             let refuses = v.refuses();
             verdicts.push(v);
             if refuses {
@@ -591,7 +676,7 @@ impl PluginRuntime {
     ) -> wasmtime::Result<LiveInstance> {
         let mut store = self.store(&plugin.plugin_id, &plugin.name);
         let instance = plugin.compiled.pre.instantiate(&mut store)?;
-        let mut request = lower(req);
+        let mut request = lower(req, None);
         request.config = plugin.config.to_string();
         Ok(LiveInstance {
             store,
@@ -621,36 +706,62 @@ impl LiveInstance {
     }
 }
 
-/// The WIT request of a pipeline request (the config is filled in per plugin).
-fn lower(req: &PluginRequest<'_>) -> types::Request {
+/// The WIT request of a pipeline request (the config is filled in per plugin). A plugin that
+/// declared the fields its verdicts depend on is shown only `Some(those)`: every other field
+/// is empty and the time is 0.
+fn lower(req: &PluginRequest<'_>, declared: Option<RequestFields>) -> types::Request {
+    let shown = declared.unwrap_or(RequestFields::ALL);
+    let text = |field: Field, value: &str| {
+        if shown.shows(field) {
+            value.to_string()
+        } else {
+            String::new()
+        }
+    };
+    let list = |field: Field, values: Vec<String>| {
+        if shown.shows(field) {
+            values
+        } else {
+            Vec::new()
+        }
+    };
+    let optional = |field: Field| shown.shows(field);
     types::Request {
         principal: types::Principal {
-            id: req.principal.0.to_string(),
-            kind: req.principal.1.to_string(),
-            name: req.principal.2.to_string(),
-            groups: req.principal.3.to_vec(),
+            id: text(Field::PrincipalId, req.principal.0),
+            kind: text(Field::PrincipalKind, req.principal.1),
+            name: text(Field::PrincipalName, req.principal.2),
+            groups: list(Field::PrincipalGroups, req.principal.3.to_vec()),
         },
         credential: types::Credential {
-            kind: req.credential.0.to_string(),
-            id: req.credential.1.to_string(),
-            scopes: req
-                .credential
-                .2
-                .names()
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
+            kind: text(Field::CredentialKind, req.credential.0),
+            id: text(Field::CredentialId, req.credential.1),
+            scopes: list(
+                Field::CredentialScopes,
+                req.credential
+                    .2
+                    .names()
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+            ),
         },
-        action: req.action.to_string(),
+        action: text(Field::Action, req.action),
         resource: types::Resource {
             workspace: req.workspace.to_string(),
-            path: req.path.to_string(),
-            size: req.size,
-            content_type: req.content_type.map(str::to_string),
+            path: text(Field::Path, req.path),
+            size: req.size.filter(|_| optional(Field::Size)),
+            content_type: req
+                .content_type
+                .filter(|_| optional(Field::ContentType))
+                .map(str::to_string),
         },
-        transport: req.transport.to_string(),
-        client_address: req.client_address.map(|a| a.to_string()),
-        time_ms: req.time_ms,
+        transport: text(Field::Transport, req.transport),
+        client_address: req
+            .client_address
+            .filter(|_| optional(Field::ClientAddress))
+            .map(|a| a.to_string()),
+        time_ms: if declared.is_none() { req.time_ms } else { 0 },
         config: String::new(),
     }
 }

@@ -34,6 +34,9 @@ pub struct Sandbox {
     pub counters: Arc<Counters>,
     /// Log lines still allowed in this evaluation.
     pub logs_left: u8,
+    /// Whether the plugin asked for the time or a counter: its verdict then depends on more
+    /// than the request, and is not reused.
+    pub consulted_host: bool,
 }
 
 impl Sandbox {
@@ -59,6 +62,7 @@ impl Sandbox {
             dry_run: false,
             counters,
             logs_left: MAX_LOG_LINES,
+            consulted_host: false,
         }
     }
 }
@@ -82,10 +86,12 @@ impl host::Host for Sandbox {
     }
 
     fn now(&mut self) -> u64 {
+        self.consulted_host = true;
         self.now_ms
     }
 
     fn count(&mut self, key: String, window_seconds: u32) -> wasmtime::Result<u64> {
+        self.consulted_host = true;
         if key.len() > MAX_KEY_BYTES {
             wasmtime::bail!("count: key longer than {MAX_KEY_BYTES} bytes");
         }
