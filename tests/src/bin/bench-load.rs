@@ -109,10 +109,16 @@ async fn main() {
             Kind::Download,
         ),
         Scenario::new(
-            "MCP tools/call read_file, PAT",
+            "MCP tools/call read_file, PAT (2025-11-25 session)",
             warrant_addr,
             server.pid(),
             Kind::McpRead,
+        ),
+        Scenario::new(
+            "MCP tools/call read_file, PAT (2026-07-28, stateless)",
+            warrant_addr,
+            server.pid(),
+            Kind::McpReadStateless,
         ),
     ];
     scenarios.retain(|s| matches!(s.kind, Kind::Hello) || s.name.contains(&only));
@@ -306,7 +312,10 @@ enum Kind {
     Hello,
     Meta(Auth),
     Download,
+    /// MCP `tools/call read_file` in a 2025-11-25 session.
     McpRead,
+    /// The same in the 2026-07-28 revision, which has no sessions.
+    McpReadStateless,
 }
 
 struct Scenario {
@@ -433,6 +442,19 @@ impl Client {
                     .to_string(),
                 ),
             ),
+            // Without a handshake, each request says who the client is and what it speaks.
+            Kind::McpReadStateless => (
+                "/mcp".to_string(),
+                Bytes::from(
+                    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                           "params": {"name": "read_file", "arguments": {"workspace": ws, "path": FILE},
+                                      "_meta": {
+                                          "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                                          "io.modelcontextprotocol/clientCapabilities": {},
+                                          "io.modelcontextprotocol/clientInfo": {"name": "bench-load", "version": "0"}}}})
+                    .to_string(),
+                ),
+            ),
         };
         let mut c = Client {
             sender,
@@ -459,7 +481,19 @@ impl Client {
             b = b
                 .header("content-type", "application/json")
                 .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", "2025-11-25");
+                .header(
+                    "mcp-protocol-version",
+                    match self.kind {
+                        Kind::McpReadStateless => "2026-07-28",
+                        _ => "2025-11-25",
+                    },
+                );
+        }
+        if let Kind::McpReadStateless = self.kind {
+            // The 2026-07-28 revision names the method and tool in headers too.
+            b = b
+                .header("mcp-method", "tools/call")
+                .header("mcp-name", "read_file");
         }
         if let Some(id) = &self.session {
             b = b.header("mcp-session-id", id);
@@ -523,7 +557,7 @@ impl Client {
                 Kind::Hello => &body[..] == b"hello",
                 Kind::Meta(_) => contains(&body, b"\"sha256\""),
                 Kind::Download => &body[..] == CONTENT,
-                Kind::McpRead => {
+                Kind::McpRead | Kind::McpReadStateless => {
                     contains(&body, b"\"result\"") && !contains(&body, b"\"isError\":true")
                 }
             };
@@ -634,7 +668,7 @@ fn report(scenarios: &[Scenario], results: &[Vec<Round>], (rss, peak): (f64, f64
             1e6 * m.cpu / m.requests as f64,
             m.switches as f64 / m.requests as f64,
             100.0 * m.rate() / hello,
-            if matches!(s.kind, Kind::McpRead) {
+            if matches!(s.kind, Kind::McpRead | Kind::McpReadStateless) {
                 format!("{:.1} %", 100.0 * m.rate() / download)
             } else {
                 "".into()
