@@ -82,7 +82,8 @@ fn component(crate_name: &str) -> Vec<u8> {
     })
 }
 
-/// A plugin attached as the server attaches it: asked about the requests it declares.
+/// A plugin attached as the server attaches it: asked about the requests it declares, but
+/// evaluated afresh every time (see [`reusing`] for what the server also does).
 fn attached(runtime: &PluginRuntime, crate_name: &str, config: &str) -> AttachedPlugin {
     let bytes = component(crate_name);
     let compiled = runtime.compile(crate_name, &bytes).unwrap();
@@ -94,10 +95,18 @@ fn attached(runtime: &PluginRuntime, crate_name: &str, config: &str) -> Attached
         version: 1,
         mode: PluginMode::Enforce,
         config: config.into(),
-        memo: runtime.verdict_memo(&interest),
+        memo: None,
         interest,
         compiled,
         stats: runtime.stats_of(crate_name),
+    }
+}
+
+/// The same plugin with its verdicts reused by the fields it declared, as the server runs it.
+fn reusing(runtime: &PluginRuntime, plugin: AttachedPlugin) -> AttachedPlugin {
+    AttachedPlugin {
+        memo: runtime.verdict_memo(&plugin.interest),
+        ..plugin
     }
 }
 
@@ -129,6 +138,9 @@ struct Scenario {
     /// The same three as they declare themselves: the two that judge writes are skipped for
     /// the read every scenario makes.
     tenant50_3plugins_as_declared: WorkspacePolicies,
+    /// The same, with verdicts reused by the fields each declared: a request seen before
+    /// starts no plugin.
+    tenant50_3plugins_reused: WorkspacePolicies,
     facts: ResourceFacts,
 }
 
@@ -142,6 +154,7 @@ impl Scenario {
             attached(&runtime, "scope_rules", SCOPE_RULES),
         ];
         let three: Arc<[AttachedPlugin]> = declared.clone().map(asked_always).into();
+        let reused: Arc<[AttachedPlugin]> = declared.clone().map(|p| reusing(&runtime, p)).into();
         let authz = Authz::new().unwrap().with_plugins(runtime);
         let rbac = WorkspacePolicies {
             enforced: authz.cedar().base_compiled(),
@@ -170,6 +183,10 @@ impl Scenario {
             plugins: declared.into(),
             ..tenant50.clone()
         };
+        let tenant50_3plugins_reused = WorkspacePolicies {
+            plugins: reused,
+            ..tenant50.clone()
+        };
         Scenario {
             authz,
             caller: caller(),
@@ -185,6 +202,7 @@ impl Scenario {
             tenant50_1plugin,
             tenant50_3plugins,
             tenant50_3plugins_as_declared,
+            tenant50_3plugins_reused,
             facts: ResourceFacts {
                 size: None,
                 tags: vec!["draft".into()],
@@ -219,6 +237,7 @@ fn benches(c: &mut Criterion) {
     assert!(s.decide(&s.rbac) && s.decide(&s.tenant50));
     assert!(s.decide(&s.tenant50_1plugin) && s.decide(&s.tenant50_3plugins));
     assert!(s.decide(&s.tenant50_3plugins_as_declared));
+    assert!(s.decide(&s.tenant50_3plugins_reused));
     assert!(s.decide_as(
         &s.caller_100_entities,
         &s.tenant50_1plugin,
@@ -375,6 +394,9 @@ fn benches(c: &mut Criterion) {
     c.bench_function("pipeline/base_plus_50_plus_3_plugins_as_declared", |b| {
         b.iter(|| black_box(s.decide(&s.tenant50_3plugins_as_declared)))
     });
+    c.bench_function("pipeline/base_plus_50_plus_3_plugins_reused", |b| {
+        b.iter(|| black_box(s.decide(&s.tenant50_3plugins_reused)))
+    });
 
     let token = pat::TokenSecret::generate();
     let secret = token.expose().to_string();
@@ -400,6 +422,10 @@ fn percentiles() {
         (
             "pipeline/base_plus_50_plus_3_plugins_as_declared",
             &s.tenant50_3plugins_as_declared,
+        ),
+        (
+            "pipeline/base_plus_50_plus_3_plugins_reused",
+            &s.tenant50_3plugins_reused,
         ),
     ] {
         for _ in 0..20_000 {
