@@ -5,6 +5,7 @@
 //! This is a transport: every call goes through [`crate::service`] and its one pipeline.
 
 mod auth;
+mod coalesce;
 mod legacy_sse;
 pub(crate) mod server;
 pub(crate) mod tools;
@@ -169,6 +170,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let service = StreamableHttpService::new(move || Ok(handler.clone()), session_manager, config);
     let guarded = Router::new()
         .route_service("/mcp", service)
+        .layer(middleware::from_fn(coalesce::replies))
         .route("/sse", get(legacy_sse::open))
         .route("/messages", post(legacy_sse::message))
         .layer(middleware::from_fn_with_state(mcp.clone(), auth::guard));
