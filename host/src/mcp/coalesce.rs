@@ -157,17 +157,14 @@ mod tests {
     use super::*;
     use futures::StreamExt;
 
-    fn frames(body: Body) -> impl std::future::Future<Output = Vec<Bytes>> {
-        async move {
-            let mut body = body;
-            let mut out = Vec::new();
-            while let Some(frame) = body.frame().await {
-                if let Ok(data) = frame.unwrap().into_data() {
-                    out.push(data);
-                }
+    async fn frames(mut body: Body) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                out.push(data);
             }
-            out
         }
+        out
     }
 
     /// A stream of chunks, each `gap` after the previous one.
