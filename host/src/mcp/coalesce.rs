@@ -7,8 +7,9 @@
 //! write (with its length), and a stream that goes on (notifications, keep-alives) is delayed
 //! by at most that much, never reordered.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -16,9 +17,8 @@ use axum::extract::Request;
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::BodyExt;
 use tokio::time::Sleep;
 
 /// The longest a frame is held back waiting for the next one.
@@ -38,38 +38,26 @@ pub(crate) async fn replies(req: Request, next: Next) -> Response {
     }
     let (parts, body) = response.into_parts();
     let mut body = Coalesced::new(body, HOLD);
-    let body = match tokio::time::timeout(HOLD, body.frame()).await {
-        // Nothing yet (a slow tool): the reply streams as it comes.
-        Err(_) => Body::new(body),
-        Ok(None) => Body::empty(),
-        Ok(Some(Ok(frame))) => match frame.into_data() {
-            Ok(data) if body.is_end_stream() => Body::from(data),
-            Ok(data) => {
-                body.next = Some(Frame::data(data));
-                Body::new(body)
-            }
-            Err(other) => {
-                body.next = Some(other);
-                Body::new(body)
-            }
-        },
-        Ok(Some(Err(e))) => {
-            Body::from_stream(futures::stream::once(async move { Err::<Bytes, _>(e) }))
-        }
-    };
-    Response::from_parts(parts, body)
+    // Whether it came in time or not, nothing is lost: what came is held in the body. A reply
+    // that ended has an exact size, so it goes out with its length.
+    let _ = tokio::time::timeout(HOLD, std::future::poll_fn(|cx| body.poll_gather(cx))).await;
+    Response::from_parts(parts, Body::new(body))
 }
 
-/// A body that joins data frames that come within `hold` of each other.
+/// A body that gives its data frames in batches: those that come within `hold` of each other,
+/// one after another without a pause, so HTTP/1 writes them together. Frames are held, never
+/// copied.
 pub struct Coalesced {
     inner: Body,
     hold: Duration,
-    held: BytesMut,
+    held: VecDeque<Bytes>,
+    held_bytes: u64,
     /// When the held data must go out, whether more came or not.
     deadline: Option<Pin<Box<Sleep>>>,
-    /// A frame to give before anything else: trailers after the held data, or the first
-    /// frame when [`replies`] looked at it and put it back.
-    next: Option<Frame<Bytes>>,
+    /// What ends a batch when it is not data: trailers or an error, given after the held data.
+    after: Option<Result<Frame<Bytes>, axum::Error>>,
+    /// Giving out a batch: no more gathering until it is all out.
+    releasing: bool,
     ended: bool,
 }
 
@@ -79,16 +67,46 @@ impl Coalesced {
         Coalesced {
             inner,
             hold,
-            held: BytesMut::new(),
+            held: VecDeque::new(),
+            held_bytes: 0,
             deadline: None,
-            next: None,
+            after: None,
+            releasing: false,
             ended: false,
         }
     }
 
-    fn release(&mut self) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    /// Gathers frames until a batch is ready: the end, a frame that is not data, or the hold
+    /// run out since the first held data.
+    fn poll_gather(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while !self.ended && self.after.is_none() {
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        self.held_bytes += data.len() as u64;
+                        self.held.push_back(data);
+                        if self.deadline.is_none() {
+                            self.deadline = Some(Box::pin(tokio::time::sleep(self.hold)));
+                        }
+                    }
+                    Err(other) => self.after = Some(Ok(other)),
+                },
+                Poll::Ready(Some(Err(e))) => self.after = Some(Err(e)),
+                Poll::Ready(None) => self.ended = true,
+                Poll::Pending => {
+                    let due = self
+                        .deadline
+                        .as_mut()
+                        .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                    if !due {
+                        return Poll::Pending;
+                    }
+                    break;
+                }
+            }
+        }
         self.deadline = None;
-        Poll::Ready(Some(Ok(Frame::data(self.held.split().freeze()))))
+        Poll::Ready(())
     }
 }
 
@@ -101,52 +119,37 @@ impl HttpBody for Coalesced {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
-        if let Some(frame) = this.next.take() {
-            return Poll::Ready(Some(Ok(frame)));
-        }
-        while !this.ended {
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => {
-                        this.held.extend_from_slice(&data);
-                        if this.deadline.is_none() {
-                            this.deadline = Some(Box::pin(tokio::time::sleep(this.hold)));
-                        }
-                    }
-                    Err(other) if this.held.is_empty() => return Poll::Ready(Some(Ok(other))),
-                    Err(other) => {
-                        this.next = Some(other);
-                        return this.release();
-                    }
-                },
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => this.ended = true,
-                Poll::Pending => {
-                    let due = this
-                        .deadline
-                        .as_mut()
-                        .is_some_and(|d| d.as_mut().poll(cx).is_ready());
-                    return if due { this.release() } else { Poll::Pending };
+        loop {
+            if this.releasing {
+                if let Some(data) = this.held.pop_front() {
+                    this.held_bytes -= data.len() as u64;
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                this.releasing = false;
+                if let Some(after) = this.after.take() {
+                    return Poll::Ready(Some(after));
+                }
+                if this.ended {
+                    return Poll::Ready(None);
                 }
             }
-        }
-        if this.held.is_empty() {
-            Poll::Ready(None)
-        } else {
-            this.release()
+            ready!(this.poll_gather(cx));
+            this.releasing = true;
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ended && self.held.is_empty() && self.next.is_none()
+        self.ended && self.held.is_empty() && self.after.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.ended && self.after.is_none() {
+            return SizeHint::with_exact(self.held_bytes);
+        }
         let mut hint = self.inner.size_hint();
-        let held = self.held.len() as u64;
-        hint.set_lower(hint.lower() + held);
+        hint.set_lower(hint.lower() + self.held_bytes);
         if let Some(upper) = hint.upper() {
-            hint.set_upper(upper + held);
+            hint.set_upper(upper + self.held_bytes);
         }
         hint
     }
@@ -156,6 +159,7 @@ impl HttpBody for Coalesced {
 mod tests {
     use super::*;
     use futures::StreamExt;
+    use http_body_util::BodyExt;
 
     async fn frames(mut body: Body) -> Vec<Bytes> {
         let mut out = Vec::new();
@@ -223,25 +227,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_reply_and_its_end_go_out_as_one_frame() {
-        let body = Body::new(Coalesced::new(
+    async fn a_reply_that_ends_at_once_is_gathered_whole_with_its_length() {
+        let mut body = Coalesced::new(
             paced(&["data: one\n\n", "data: two\n\n"], Duration::ZERO),
             Duration::from_millis(50),
-        ));
+        );
+        std::future::poll_fn(|cx| body.poll_gather(cx)).await;
+        assert_eq!(body.size_hint().exact(), Some(22));
         assert_eq!(
-            frames(body).await,
-            [Bytes::from("data: one\n\ndata: two\n\n")]
+            frames(Body::new(body)).await,
+            [Bytes::from("data: one\n\n"), Bytes::from("data: two\n\n")]
         );
     }
 
     #[tokio::test]
     async fn a_stream_that_goes_on_is_held_back_no_longer_than_the_hold() {
-        let body = Body::new(Coalesced::new(
+        let mut body = Coalesced::new(
             paced(&["a", "b", "c"], Duration::from_millis(40)),
             Duration::from_millis(5),
-        ));
-        let got = frames(body).await;
-        // Each chunk comes long after the hold: none is joined, none is lost or reordered.
-        assert_eq!(got, [Bytes::from("a"), Bytes::from("b"), Bytes::from("c")]);
+        );
+        // The hold runs out long before the next chunk: the first goes out alone.
+        std::future::poll_fn(|cx| body.poll_gather(cx)).await;
+        assert_eq!(body.held, [Bytes::from("a")]);
+        assert_eq!(body.size_hint().exact(), None);
+        // Nothing is lost or reordered.
+        assert_eq!(
+            frames(Body::new(body)).await,
+            [Bytes::from("a"), Bytes::from("b"), Bytes::from("c")]
+        );
     }
 }
