@@ -40,7 +40,7 @@ use bindings::warrant::policy::types;
 use bindings::{PolicyPlugin, PolicyPluginPre};
 use counters::Counters;
 pub use interest::PluginInterest;
-use reuse::{Budget, Field, Kept, RequestFields, VerdictMemo};
+use reuse::{Budget, Kept, RequestField, RequestFields, VerdictMemo};
 use sandbox::{Sandbox, cut};
 
 /// The longest deny reason kept; longer ones are cut.
@@ -711,33 +711,33 @@ impl LiveInstance {
 /// is empty and the time is 0.
 fn lower(req: &PluginRequest<'_>, declared: Option<RequestFields>) -> types::Request {
     let shown = declared.unwrap_or(RequestFields::ALL);
-    let text = |field: Field, value: &str| {
+    let text = |field: RequestField, value: &str| {
         if shown.shows(field) {
             value.to_string()
         } else {
             String::new()
         }
     };
-    let list = |field: Field, values: Vec<String>| {
+    let list = |field: RequestField, values: Vec<String>| {
         if shown.shows(field) {
             values
         } else {
             Vec::new()
         }
     };
-    let optional = |field: Field| shown.shows(field);
+    let optional = |field: RequestField| shown.shows(field);
     types::Request {
         principal: types::Principal {
-            id: text(Field::PrincipalId, req.principal.0),
-            kind: text(Field::PrincipalKind, req.principal.1),
-            name: text(Field::PrincipalName, req.principal.2),
-            groups: list(Field::PrincipalGroups, req.principal.3.to_vec()),
+            id: text(RequestField::PrincipalId, req.principal.0),
+            kind: text(RequestField::PrincipalKind, req.principal.1),
+            name: text(RequestField::PrincipalName, req.principal.2),
+            groups: list(RequestField::PrincipalGroups, req.principal.3.to_vec()),
         },
         credential: types::Credential {
-            kind: text(Field::CredentialKind, req.credential.0),
-            id: text(Field::CredentialId, req.credential.1),
+            kind: text(RequestField::CredentialKind, req.credential.0),
+            id: text(RequestField::CredentialId, req.credential.1),
             scopes: list(
-                Field::CredentialScopes,
+                RequestField::CredentialScopes,
                 req.credential
                     .2
                     .names()
@@ -746,20 +746,20 @@ fn lower(req: &PluginRequest<'_>, declared: Option<RequestFields>) -> types::Req
                     .collect(),
             ),
         },
-        action: text(Field::Action, req.action),
+        action: text(RequestField::Action, req.action),
         resource: types::Resource {
             workspace: req.workspace.to_string(),
-            path: text(Field::Path, req.path),
-            size: req.size.filter(|_| optional(Field::Size)),
+            path: text(RequestField::Path, req.path),
+            size: req.size.filter(|_| optional(RequestField::Size)),
             content_type: req
                 .content_type
-                .filter(|_| optional(Field::ContentType))
+                .filter(|_| optional(RequestField::ContentType))
                 .map(str::to_string),
         },
-        transport: text(Field::Transport, req.transport),
+        transport: text(RequestField::Transport, req.transport),
         client_address: req
             .client_address
-            .filter(|_| optional(Field::ClientAddress))
+            .filter(|_| optional(RequestField::ClientAddress))
             .map(|a| a.to_string()),
         time_ms: if declared.is_none() { req.time_ms } else { 0 },
         config: String::new(),

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use super::PluginRequest;
-use super::bindings::reusable::exports::warrant::policy::reuse::RequestField;
+pub use super::bindings::reusable::exports::warrant::policy::reuse::RequestField;
 
 /// Verdicts kept in the whole process, at most.
 pub const MAX_KEPT_VERDICTS: usize = 16_384;
@@ -26,7 +26,8 @@ const MAX_KEPT_PER_ATTACHMENT: usize = MAX_KEPT_VERDICTS / 4;
 /// is a rare request; keeping it would cost more memory than it saves time).
 const MAX_KEY_BYTES: usize = 1024;
 
-/// The names of the fields, in bit order, as `wit/policy.wit` spells them.
+/// The names of the fields as `wit/policy.wit` spells them, in its order (which is each
+/// [`RequestField`]'s discriminant, and its bit in [`RequestFields`]).
 const FIELD_NAMES: [&str; 13] = [
     "principal-id",
     "principal-kind",
@@ -43,7 +44,7 @@ const FIELD_NAMES: [&str; 13] = [
     "client-address",
 ];
 
-/// A set of request fields, one bit per field of [`FIELD_NAMES`].
+/// A set of request fields, one bit per [`RequestField`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestFields(u16);
 
@@ -53,11 +54,11 @@ impl RequestFields {
 
     /// The fields a plugin declared.
     pub(super) fn declared(fields: &[RequestField]) -> Self {
-        RequestFields(fields.iter().fold(0, |bits, f| bits | 1 << bit(*f)))
+        RequestFields(fields.iter().fold(0, |bits, f| bits | 1 << *f as u16))
     }
 
     /// Whether the plugin is shown `field`.
-    pub fn shows(self, field: Field) -> bool {
+    pub fn shows(self, field: RequestField) -> bool {
         self.0 & (1 << field as u16) != 0
     }
 
@@ -76,7 +77,7 @@ impl RequestFields {
     /// to keep.
     fn key(self, req: &PluginRequest<'_>) -> Option<Vec<u8>> {
         let mut key = Vec::with_capacity(128);
-        let mut put = |field: Field, bytes: &[u8]| {
+        let mut put = |field: RequestField, bytes: &[u8]| {
             if self.shows(field) {
                 key.push(field as u8);
                 key.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
@@ -84,32 +85,38 @@ impl RequestFields {
             }
         };
         let (id, kind, name, groups) = req.principal;
-        put(Field::PrincipalId, id.as_bytes());
-        put(Field::PrincipalKind, kind.as_bytes());
-        put(Field::PrincipalName, name.as_bytes());
+        put(RequestField::PrincipalId, id.as_bytes());
+        put(RequestField::PrincipalKind, kind.as_bytes());
+        put(RequestField::PrincipalName, name.as_bytes());
         let mut listed = Vec::new();
         for g in groups {
             listed.extend_from_slice(&(g.len() as u32).to_le_bytes());
             listed.extend_from_slice(g.as_bytes());
         }
-        put(Field::PrincipalGroups, &listed);
+        put(RequestField::PrincipalGroups, &listed);
         let (credential_kind, credential_id, scopes) = req.credential;
-        put(Field::CredentialKind, credential_kind.as_bytes());
-        put(Field::CredentialId, credential_id.as_bytes());
-        put(Field::CredentialScopes, scopes.names().join(" ").as_bytes());
-        put(Field::Action, req.action.as_bytes());
-        put(Field::Path, req.path.as_bytes());
-        put(Field::Size, &optional(req.size.map(u64::to_le_bytes)));
+        put(RequestField::CredentialKind, credential_kind.as_bytes());
+        put(RequestField::CredentialId, credential_id.as_bytes());
         put(
-            Field::ContentType,
+            RequestField::CredentialScopes,
+            scopes.names().join(" ").as_bytes(),
+        );
+        put(RequestField::Action, req.action.as_bytes());
+        put(RequestField::Path, req.path.as_bytes());
+        put(
+            RequestField::Size,
+            &optional(req.size.map(u64::to_le_bytes)),
+        );
+        put(
+            RequestField::ContentType,
             &optional(req.content_type.map(str::as_bytes)),
         );
-        put(Field::Transport, req.transport.as_bytes());
+        put(RequestField::Transport, req.transport.as_bytes());
         let address = req.client_address.map(|a| match a {
             std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
             std::net::IpAddr::V6(v6) => v6.octets(),
         });
-        put(Field::ClientAddress, &optional(address));
+        put(RequestField::ClientAddress, &optional(address));
         (key.len() <= MAX_KEY_BYTES).then_some(key)
     }
 }
@@ -126,43 +133,6 @@ impl Serialize for RequestFields {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.names().serialize(s)
     }
-}
-
-/// The fields of a request, in bit order.
-#[derive(Debug, Clone, Copy)]
-#[allow(missing_docs)]
-pub enum Field {
-    PrincipalId,
-    PrincipalKind,
-    PrincipalName,
-    PrincipalGroups,
-    CredentialKind,
-    CredentialId,
-    CredentialScopes,
-    Action,
-    Path,
-    Size,
-    ContentType,
-    Transport,
-    ClientAddress,
-}
-
-fn bit(f: RequestField) -> u16 {
-    (match f {
-        RequestField::PrincipalId => Field::PrincipalId,
-        RequestField::PrincipalKind => Field::PrincipalKind,
-        RequestField::PrincipalName => Field::PrincipalName,
-        RequestField::PrincipalGroups => Field::PrincipalGroups,
-        RequestField::CredentialKind => Field::CredentialKind,
-        RequestField::CredentialId => Field::CredentialId,
-        RequestField::CredentialScopes => Field::CredentialScopes,
-        RequestField::Action => Field::Action,
-        RequestField::Path => Field::Path,
-        RequestField::Size => Field::Size,
-        RequestField::ContentType => Field::ContentType,
-        RequestField::Transport => Field::Transport,
-        RequestField::ClientAddress => Field::ClientAddress,
-    }) as u16
 }
 
 /// A verdict as kept: what the plugin said, and its reason for a deny.
@@ -301,6 +271,16 @@ mod tests {
         assert_eq!(a, f.key(&request("a.md", "user", &none)).unwrap());
         assert_ne!(a, f.key(&request("b.md", "agent", &none)).unwrap());
         assert_eq!(f.names(), ["action", "path"]);
+        // The names follow the WIT's order, as the generated enum's discriminants do.
+        assert_eq!(
+            fields(&[RequestField::PrincipalId]).names(),
+            ["principal-id"]
+        );
+        assert_eq!(
+            fields(&[RequestField::ClientAddress, RequestField::CredentialScopes]).names(),
+            ["credential-scopes", "client-address"]
+        );
+        assert_eq!(RequestFields::ALL.names(), FIELD_NAMES);
     }
 
     #[test]
