@@ -1434,18 +1434,36 @@ impl TestServer {
         query: &str,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
+        let log = self
+            .logged_decisions(ws, query, |all| all.iter().any(&pred))
+            .await;
+        log.into_iter()
+            .find(|d| pred(d))
+            .expect("the log was waited for until it held one")
+    }
+
+    /// Waits (up to 10 s) until the decision log of `ws`, read with `query`, is `done` with
+    /// what it holds (newest first), and returns that.
+    pub async fn logged_decisions(
+        &self,
+        ws: &str,
+        query: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let path = format!("/workspaces/{ws}/decisions?{query}");
         let read = || async {
             let log = self.get(&self.owner_token, &path).await.expect_json(200);
-            let hit = log["decisions"]
-                .as_array()
-                .and_then(|d| d.iter().find(|d| pred(d)).cloned());
-            (hit, log)
+            log["decisions"].as_array().cloned().unwrap_or_default()
         };
-        if let Some(hit) = poll_until(Duration::from_secs(10), || async { read().await.0 }).await {
-            return hit;
+        let waited = poll_until(Duration::from_secs(10), || async {
+            let all = read().await;
+            done(&all).then_some(all)
+        })
+        .await;
+        match waited {
+            Some(all) => all,
+            None => panic!("no such decisions in {path}: {:?}", read().await),
         }
-        panic!("no such decision in {path}: {}", read().await.1)
     }
 
     /// A connection of its own to the server's database.

@@ -380,28 +380,17 @@ async fn plugins_are_asked_only_about_what_they_declare(backend: Backend) {
     assert_ne!(asked["plugins"][0]["verdict"], "skipped", "{asked}");
 }
 
-/// The decisions of `ws` on `path`, once at least `n` of them are in the log.
+/// The decisions of `ws` on `path` (newest first), once at least `n` of them are in the log.
 async fn decisions_on(s: &TestServer, ws: &str, path: &str, n: usize) -> Vec<Value> {
-    let read = || async {
-        let log = s
-            .get(
-                &s.owner_token,
-                &format!("/workspaces/{ws}/decisions?limit=100"),
-            )
-            .await
-            .expect_json(200);
-        let on: Vec<Value> = log["decisions"]
-            .as_array()
-            .unwrap()
-            .iter()
+    let on = |all: &[Value]| -> Vec<Value> {
+        all.iter()
             .filter(|d| d["resource"] == path)
             .cloned()
-            .collect();
-        (on.len() >= n).then_some(on)
+            .collect()
     };
-    poll_until(Duration::from_secs(10), read)
-        .await
-        .unwrap_or_else(|| panic!("fewer than {n} decisions on {path}"))
+    on(&s
+        .logged_decisions(ws, "limit=100", |all| on(all).len() >= n)
+        .await)
 }
 
 async fn verdicts_are_reused_only_by_the_fields_a_plugin_declared(backend: Backend) {
