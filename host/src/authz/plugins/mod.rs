@@ -711,55 +711,53 @@ impl LiveInstance {
 /// is empty and the time is 0.
 fn lower(req: &PluginRequest<'_>, declared: Option<RequestFields>) -> types::Request {
     let shown = declared.unwrap_or(RequestFields::ALL);
+    let shows = |field: RequestField| shown.shows(field);
     let text = |field: RequestField, value: &str| {
-        if shown.shows(field) {
+        if shows(field) {
             value.to_string()
         } else {
             String::new()
         }
     };
-    let list = |field: RequestField, values: Vec<String>| {
-        if shown.shows(field) {
-            values
-        } else {
-            Vec::new()
-        }
-    };
-    let optional = |field: RequestField| shown.shows(field);
     types::Request {
         principal: types::Principal {
             id: text(RequestField::PrincipalId, req.principal.0),
             kind: text(RequestField::PrincipalKind, req.principal.1),
             name: text(RequestField::PrincipalName, req.principal.2),
-            groups: list(RequestField::PrincipalGroups, req.principal.3.to_vec()),
+            groups: if shows(RequestField::PrincipalGroups) {
+                req.principal.3.to_vec()
+            } else {
+                Vec::new()
+            },
         },
         credential: types::Credential {
             kind: text(RequestField::CredentialKind, req.credential.0),
             id: text(RequestField::CredentialId, req.credential.1),
-            scopes: list(
-                RequestField::CredentialScopes,
+            scopes: if shows(RequestField::CredentialScopes) {
                 req.credential
                     .2
                     .names()
                     .into_iter()
                     .map(str::to_string)
-                    .collect(),
-            ),
+                    .collect()
+            } else {
+                Vec::new()
+            },
         },
         action: text(RequestField::Action, req.action),
         resource: types::Resource {
             workspace: req.workspace.to_string(),
             path: text(RequestField::Path, req.path),
-            size: req.size.filter(|_| optional(RequestField::Size)),
+            size: req.size.filter(|_| shows(RequestField::Size)),
             content_type: req
                 .content_type
-                .filter(|_| optional(RequestField::ContentType))
+                .filter(|_| shows(RequestField::ContentType))
                 .map(str::to_string),
         },
         transport: text(RequestField::Transport, req.transport),
         client_address: req
             .client_address
-            .filter(|_| optional(RequestField::ClientAddress))
+            .filter(|_| shows(RequestField::ClientAddress))
             .map(|a| a.to_string()),
         time_ms: if declared.is_none() { req.time_ms } else { 0 },
         config: String::new(),
