@@ -102,6 +102,9 @@ fn from_row(r: &AnyRow) -> Result<DecisionRecord, sqlx::Error> {
 /// both databases' parameter limits (SQLite 32 766, PostgreSQL 65 535), and a few sizes only
 /// keep the prepared statements few.
 const INSERT_SIZES: [usize; 4] = [64, 16, 4, 1];
+/// The index of the single-row `INSERT` in [`INSERT_SIZES`]: the last, so every row is written.
+const SINGLE_ROW: usize = INSERT_SIZES.len() - 1;
+const _: () = assert!(INSERT_SIZES[SINGLE_ROW] == 1);
 /// Parameters per decision.
 const PER_ROW: usize = 19;
 
@@ -148,7 +151,7 @@ pub async fn insert_all(
         Backend::Sqlite => sqlite,
         Backend::Postgres => postgres,
     };
-    // Largest statements first; the last size is 1, so every row is written.
+    // Largest statements first; the last is the single-row one, so every row is written.
     let mut rest = rows;
     for (size, sql) in INSERT_SIZES.iter().zip(statements) {
         while rest.len() >= *size {
@@ -167,7 +170,7 @@ pub fn insert_all_inline(
     rows: &[DecisionRecord],
 ) -> rusqlite::Result<()> {
     let [sqlite, _] = &*INSERTS;
-    let mut statement = tx.prepare_cached(&sqlite[INSERT_SIZES.len() - 1])?;
+    let mut statement = tx.prepare_cached(&sqlite[SINGLE_ROW])?;
     for d in rows {
         statement.execute(rusqlite::params_from_iter(values(d)))?;
     }
