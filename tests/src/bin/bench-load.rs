@@ -29,6 +29,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use warrant_e2e::{Backend, ServerOptions, TestServer, plugin_component};
 
+/// The allocator `warrant` runs with, so the hello baseline (this binary) is served alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const WORKSPACES: usize = 100;
 /// Workspaces with the same policies and no plugins (the plugins' share of the cost).
 const WITHOUT_PLUGINS: usize = 16;
