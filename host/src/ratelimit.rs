@@ -4,6 +4,8 @@
 //! server default; each distinct limit has its own keyed bucket store.
 
 use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -15,8 +17,12 @@ use governor::{Quota, RateLimiter};
 
 use crate::Error;
 
-type Keyed =
-    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
+
+/// What the per-address limits count by: the client's address, or None when the transport
+/// gave none (all such requests then share one bucket). An address, not its text: every
+/// request is counted, and formatting one would be an allocation per request.
+pub type ClientKey = Option<IpAddr>;
 
 /// Requests per minute for each class; 0 turns a class off.
 #[derive(Debug, Clone)]
@@ -44,12 +50,12 @@ impl Default for RateConfig {
 
 /// A family of keyed limiters, one per distinct per-minute limit.
 #[derive(Default)]
-struct Buckets {
-    by_limit: RwLock<HashMap<u32, Arc<Keyed>>>,
+struct Buckets<K: Hash + Eq + Clone> {
+    by_limit: RwLock<HashMap<u32, Arc<Keyed<K>>>>,
 }
 
-impl Buckets {
-    fn limiter(&self, per_minute: NonZeroU32) -> Arc<Keyed> {
+impl<K: Hash + Eq + Clone> Buckets<K> {
+    fn limiter(&self, per_minute: NonZeroU32) -> Arc<Keyed<K>> {
         if let Some(l) = self
             .by_limit
             .read()
@@ -68,11 +74,11 @@ impl Buckets {
         }
     }
 
-    fn check(&self, key: &str, per_minute: u32) -> Result<(), Error> {
+    fn check(&self, key: &K, per_minute: u32) -> Result<(), Error> {
         let Some(limit) = NonZeroU32::new(per_minute) else {
             return Ok(());
         };
-        match self.limiter(limit).check_key(&key.to_string()) {
+        match self.limiter(limit).check_key(key) {
             Ok(_) => Ok(()),
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -97,10 +103,10 @@ impl Buckets {
 /// All the limiters of one server.
 pub struct RateLimits {
     config: RateConfig,
-    ip: Buckets,
-    credential: Buckets,
-    sensitive: Buckets,
-    failed_auth: Buckets,
+    ip: Buckets<ClientKey>,
+    credential: Buckets<String>,
+    sensitive: Buckets<ClientKey>,
+    failed_auth: Buckets<ClientKey>,
 }
 
 impl RateLimits {
@@ -120,9 +126,10 @@ impl RateLimits {
                 loop {
                     tick.tick().await;
                     let Some(l) = weak.upgrade() else { return };
-                    for b in [&l.ip, &l.credential, &l.sensitive, &l.failed_auth] {
+                    for b in [&l.ip, &l.sensitive, &l.failed_auth] {
                         b.prune();
                     }
+                    l.credential.prune();
                 }
             });
         }
@@ -130,13 +137,13 @@ impl RateLimits {
     }
 
     /// Counts a request from `ip`.
-    pub fn check_ip(&self, ip: &str) -> Result<(), Error> {
-        self.ip.check(ip, self.config.per_ip)
+    pub fn check_ip(&self, ip: ClientKey) -> Result<(), Error> {
+        self.ip.check(&ip, self.config.per_ip)
     }
 
     /// Counts a request to a sensitive endpoint from `ip`.
-    pub fn check_sensitive(&self, ip: &str) -> Result<(), Error> {
-        self.sensitive.check(ip, self.config.sensitive_per_ip)
+    pub fn check_sensitive(&self, ip: ClientKey) -> Result<(), Error> {
+        self.sensitive.check(&ip, self.config.sensitive_per_ip)
     }
 
     /// Counts a request made with a credential; `override_per_minute` comes from the token or
@@ -149,12 +156,12 @@ impl RateLimits {
         let limit = override_per_minute
             .and_then(|v| u32::try_from(v).ok())
             .unwrap_or(self.config.per_credential);
-        self.credential.check(credential, limit)
+        self.credential.check(&credential.to_string(), limit)
     }
 
     /// Counts a failed authentication from `ip`; past the limit, the caller is told to wait.
-    pub fn check_failed_auth(&self, ip: &str) -> Result<(), Error> {
-        self.failed_auth.check(ip, self.config.failed_auth_per_ip)
+    pub fn check_failed_auth(&self, ip: ClientKey) -> Result<(), Error> {
+        self.failed_auth.check(&ip, self.config.failed_auth_per_ip)
     }
 }
 
@@ -168,10 +175,11 @@ mod tests {
             per_ip: 3,
             ..RateConfig::default()
         });
+        let (a, b) = (Some([10, 0, 0, 1].into()), Some([10, 0, 0, 2].into()));
         for _ in 0..3 {
-            limits.check_ip("10.0.0.1").unwrap();
+            limits.check_ip(a).unwrap();
         }
-        match limits.check_ip("10.0.0.1") {
+        match limits.check_ip(a) {
             Err(Error::RateLimited {
                 limit,
                 retry_after_secs,
@@ -182,7 +190,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Another address has its own bucket.
-        limits.check_ip("10.0.0.2").unwrap();
+        limits.check_ip(b).unwrap();
+        // So has a request whose transport gave no address.
+        limits.check_ip(None).unwrap();
     }
 
     #[tokio::test]
@@ -201,7 +211,7 @@ mod tests {
             ..RateConfig::default()
         });
         for _ in 0..100 {
-            off.check_ip("x").unwrap();
+            off.check_ip(None).unwrap();
         }
     }
 }

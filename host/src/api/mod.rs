@@ -204,11 +204,7 @@ pub fn app(state: AppState) -> Router {
         .merge(oauth_web::routes())
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            add_resource_metadata,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
         .with_state(state)
         .layer(CatchPanicLayer::new())
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
@@ -243,32 +239,36 @@ fn is_sensitive(method: &axum::http::Method, path: &str) -> bool {
         || path.starts_with("/login")
 }
 
-/// Counts every request against its client address (and sensitive ones harder).
-async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// What every request passes through on its way in and out: it is counted against its
+/// client address, and a bearer challenge in its answer is pointed at the Protected Resource
+/// Metadata. One middleware, not two: each clones the router's service and boxes a future
+/// per request.
+async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     use axum::response::IntoResponse;
+    if let Err(e) = rate_limit(&state, &req) {
+        return ApiError(e).into_response();
+    }
+    let mut response = next.run(req).await;
+    add_resource_metadata(&state, &mut response);
+    response
+}
+
+/// Counts a request against its client address (and a sensitive one harder).
+fn rate_limit(state: &AppState, req: &Request) -> Result<(), crate::Error> {
     let ip = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
+        .map(|c| c.0.ip());
     let limits = state.warrant.limits();
-    let mut verdict = limits.check_ip(&ip);
-    if verdict.is_ok() && is_sensitive(req.method(), req.uri().path()) {
-        verdict = limits.check_sensitive(&ip);
+    limits.check_ip(ip)?;
+    if is_sensitive(req.method(), req.uri().path()) {
+        limits.check_sensitive(ip)?;
     }
-    match verdict {
-        Ok(()) => next.run(req).await,
-        Err(e) => ApiError(e).into_response(),
-    }
+    Ok(())
 }
 
-/// Points every bearer challenge at the Protected Resource Metadata (RFC 9728).
-async fn add_resource_metadata(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let mut response = next.run(req).await;
+/// Points a bearer challenge at the Protected Resource Metadata (RFC 9728).
+fn add_resource_metadata(state: &AppState, response: &mut Response) {
     if let Some(challenge) = response
         .headers()
         .get(header::WWW_AUTHENTICATE)
@@ -285,5 +285,4 @@ async fn add_resource_metadata(
                 .insert(header::WWW_AUTHENTICATE, value);
         }
     }
-    response
 }

@@ -50,8 +50,7 @@ impl Warrant {
         match outcome {
             Err(Error::InvalidToken(why)) => {
                 // Guessing tokens costs the guesser: past the limit, it must wait.
-                let ip = client_addr.map(|a| a.to_string()).unwrap_or_default();
-                self.limits.check_failed_auth(&ip)?;
+                self.limits.check_failed_auth(client_addr)?;
                 Err(Error::InvalidToken(why))
             }
             other => other,

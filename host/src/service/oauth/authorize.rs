@@ -315,10 +315,9 @@ impl Warrant {
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
         let Some(pid) = pid.filter(|_| ok) else {
-            let ip = client_addr.map(|a| a.to_string()).unwrap_or_default();
             self.audit_oauth(None, None, "login.failed", "web", None, client_addr)
                 .await;
-            self.limits.check_failed_auth(&ip)?;
+            self.limits.check_failed_auth(client_addr)?;
             return Ok(LoginOutcome::Refused);
         };
         let session = Secret::generate("");

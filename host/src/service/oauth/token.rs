@@ -126,8 +126,7 @@ impl Warrant {
         match client {
             Some(c) if ok => Ok(c),
             _ => {
-                let ip = client_addr.map(|a| a.to_string()).unwrap_or_default();
-                self.limits.check_failed_auth(&ip)?;
+                self.limits.check_failed_auth(client_addr)?;
                 Err(OAuthError::invalid_client("client authentication failed"))
             }
         }
