@@ -21,11 +21,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// glibc gives every thread that allocates an arena of its own, up to eight per core; with the
-/// tokio workers, the blocking pool and a thread per SQLite connection, memory freed on one
-/// thread and allocated on another fragments them: under the load benchmark RSS reached
-/// 186 MiB with the default and 117 MiB with two arenas, at the same throughput. One arena per
-/// core, unless `MALLOC_ARENA_MAX` says otherwise (glibc reads it itself).
+/// glibc's malloc still serves what C code allocates (SQLite's pages and statements). It gives
+/// every thread that allocates an arena of its own, up to eight per core; when it served Rust
+/// too, under the load benchmark RSS reached 186 MiB with the default and 117 MiB with two
+/// arenas, at the same throughput. One arena per core, unless `MALLOC_ARENA_MAX` says
+/// otherwise (glibc reads it itself); with mimalloc serving Rust, 16 arenas measured the same
+/// as two (docs/performance.md).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
