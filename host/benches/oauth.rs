@@ -19,6 +19,11 @@ use warrant::authz::Transport;
 use warrant::service::oauth::{ClientAuth, NewClient};
 use warrant::service::{Settings, Warrant};
 
+/// The allocator the server runs with (`host/src/main.rs`), so tokens cost here what they
+/// cost there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ISSUER: &str = "https://warrant.example";
 
 struct Bench {

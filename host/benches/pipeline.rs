@@ -22,6 +22,11 @@ use warrant::authz::{
 use warrant::credentials::pat;
 use warrant::identity::{OrgId, Principal, PrincipalId, PrincipalKind, Role, WorkspaceId};
 
+/// The allocator the server runs with (`host/src/main.rs`), so decisions cost here what they
+/// cost there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// 50 tenant forbids of the kinds the examples use, spread over the actions.
 fn fifty_tenant_policies() -> String {
     let actions = [
