@@ -12,6 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use criterion::{Criterion, criterion_group};
 use warrant::authz::cedar::{CedarContext, CedarPrincipal, CedarResource};
+use warrant::authz::plugins::reuse::{Budget, VerdictMemo};
 use warrant::authz::plugins::{
     AttachedPlugin, PluginInterest, PluginMode, PluginRequest, PluginRuntime, PluginSettings,
 };
@@ -100,11 +101,20 @@ fn attached(runtime: &PluginRuntime, crate_name: &str, config: &str) -> Attached
         version: 1,
         mode: PluginMode::Enforce,
         config: config.into(),
-        memo: None,
+        memo: never_keeping(&interest),
         interest,
         compiled,
         stats: runtime.stats_of(crate_name),
     }
+}
+
+/// For a plugin that declared on what its verdicts depend, a memo that keeps none: every
+/// request takes the server's path for a request it has no verdict for (the key, the miss, the
+/// plugin shown only what it declared, evaluated afresh), so the scenarios keep measuring an
+/// evaluation.
+fn never_keeping(interest: &PluginInterest) -> Option<Arc<VerdictMemo>> {
+    let fields = interest.decided_by?;
+    Some(Arc::new(VerdictMemo::new(fields, Budget::new(0))))
 }
 
 /// The same plugin with its verdicts reused by the fields it declared, as the server runs it.
@@ -115,10 +125,12 @@ fn reusing(runtime: &PluginRuntime, plugin: AttachedPlugin) -> AttachedPlugin {
     }
 }
 
-/// The same plugin asked about every request, as one without the `interest` export is.
+/// The same plugin asked about every request and shown all of it, as one without the
+/// `interest` and `reuse` exports is.
 fn asked_always(plugin: AttachedPlugin) -> AttachedPlugin {
     AttachedPlugin {
         interest: PluginInterest::everything(),
+        memo: None,
         ..plugin
     }
 }

@@ -582,8 +582,7 @@ impl PluginRuntime {
             v.reused = true;
             return v;
         }
-        let mut request = lower(req, Some(memo.fields()));
-        request.config = plugin.config.to_string();
+        let request = view_of(plugin, req, Some(memo.fields()));
         let (v, consulted_host) = self.evaluate(plugin, &request, req);
         if let Some(key) = key
             && !consulted_host
@@ -666,7 +665,8 @@ impl PluginRuntime {
         verdicts
     }
 
-    /// Instantiates a plugin once and keeps it, to measure the floor of a bare call. The
+    /// Instantiates a plugin once and keeps it, to measure the floor of a bare call (shown what
+    /// the pipeline shows it: only what it declared, if it did). The
     /// pipeline never does this: a kept instance would carry state from one request to the
     /// next.
     pub fn live_instance(
@@ -676,8 +676,7 @@ impl PluginRuntime {
     ) -> wasmtime::Result<LiveInstance> {
         let mut store = self.store(&plugin.plugin_id, &plugin.name);
         let instance = plugin.compiled.pre.instantiate(&mut store)?;
-        let mut request = lower(req, None);
-        request.config = plugin.config.to_string();
+        let request = view_of(plugin, req, plugin.interest.decided_by);
         Ok(LiveInstance {
             store,
             instance,
@@ -704,6 +703,17 @@ impl LiveInstance {
             .call_evaluate(&mut self.store, &self.request)?;
         Ok(!matches!(v, types::Verdict::Deny(_)))
     }
+}
+
+/// What `plugin` is shown of `req`: the fields it `declared` (all when None), and its config.
+fn view_of(
+    plugin: &AttachedPlugin,
+    req: &PluginRequest<'_>,
+    declared: Option<RequestFields>,
+) -> types::Request {
+    let mut request = lower(req, declared);
+    request.config = plugin.config.to_string();
+    request
 }
 
 /// The WIT request of a pipeline request (the config is filled in per plugin). A plugin that
