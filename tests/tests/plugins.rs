@@ -426,7 +426,9 @@ async fn verdicts_are_reused_only_by_the_fields_a_plugin_declared(backend: Backe
     // given again, reason and all, and the log says so.
     let again = s.get_file(&s.owner_token, &ws, "notes.txt").await;
     assert_eq!(again.problem(403, "plugin_denied")["detail"], json!(detail));
-    let on_notes = decisions_on(&s, &ws, "notes.txt", 2).await;
+    // The owner's write and the two reads: waiting for two could see the write and the first
+    // read only, before the second is logged.
+    let on_notes = decisions_on(&s, &ws, "notes.txt", 3).await;
     let reused: Vec<bool> = on_notes[..2]
         .iter()
         .map(|d| d["plugins"][0]["reused"] == true)
