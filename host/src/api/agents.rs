@@ -29,7 +29,7 @@ pub struct AgentList {
 }
 
 /// Creates an agent (needs `agents:admin` and an admin role in the organisation).
-#[utoipa::path(post, path = "/agents", tag = "identity", security(("bearer" = [])), request_body = NewAgent, responses(
+#[utoipa::path(post, path = "/api/v1/agents", tag = "identity", security(("bearer" = [])), request_body = NewAgent, responses(
     (status = 201, description = "created", body = PrincipalView),
 ))]
 pub async fn create_agent(
@@ -50,7 +50,7 @@ pub async fn create_agent(
 }
 
 /// The agents of the caller's organisations.
-#[utoipa::path(get, path = "/agents", tag = "identity", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/api/v1/agents", tag = "identity", security(("bearer" = [])), responses(
     (status = 200, description = "the agents", body = AgentList),
 ))]
 pub async fn list_agents(
@@ -62,7 +62,7 @@ pub async fn list_agents(
 }
 
 /// Removes an agent; its tokens stop working at once.
-#[utoipa::path(delete, path = "/agents/{id}", tag = "identity", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "identity", security(("bearer" = [])),
     params(("id" = String, Path, description = "agent id")), responses(
     (status = 204, description = "removed"),
     (status = 404, description = "unknown"),

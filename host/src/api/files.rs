@@ -135,7 +135,7 @@ fn meta_response(status: StatusCode, meta: &FileMeta) -> Response {
 }
 
 /// Lists files under a folder prefix.
-#[utoipa::path(get, path = "/workspaces/{ws}/files", tag = "files", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/files", tag = "files", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id"), ListQuery), responses(
     (status = 200, description = "the files", body = FileList),
 ))]
@@ -155,7 +155,7 @@ pub async fn list_files(
 }
 
 /// Creates or replaces a file with the raw body (streamed; `If-Match` for safe replace).
-#[utoipa::path(put, path = "/workspaces/{ws}/files/{*path}", tag = "files", security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/workspaces/{ws}/files/{*path}", tag = "files", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id"), ("path" = String, Path, description = "file path")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses(
     (status = 201, description = "created", body = FileView),
@@ -216,7 +216,7 @@ pub async fn put_file(
 const WHOLE_BODY_BYTES: u64 = 256 << 10;
 
 /// Downloads a file, or with `?metadata=true` shows its metadata.
-#[utoipa::path(get, path = "/workspaces/{ws}/files/{*path}", tag = "files", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/files/{*path}", tag = "files", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id"), ("path" = String, Path, description = "file path"), GetQuery),
     responses(
     (status = 200, description = "the bytes, or with `?metadata=true` the metadata", content_type = "application/octet-stream", body = FileView),
@@ -275,7 +275,7 @@ pub async fn get_file(
 }
 
 /// Deletes a file (`If-Match` to delete only a known version).
-#[utoipa::path(delete, path = "/workspaces/{ws}/files/{*path}", tag = "files", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/workspaces/{ws}/files/{*path}", tag = "files", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id"), ("path" = String, Path, description = "file path")),
     responses((status = 204, description = "deleted"), (status = 404, description = "no such file")))]
 pub async fn delete_file(
@@ -294,7 +294,7 @@ pub async fn delete_file(
 }
 
 /// Moves or renames a file.
-#[utoipa::path(post, path = "/workspaces/{ws}/files:move", tag = "files", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/files:move", tag = "files", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id")), request_body = MoveBody, responses(
     (status = 200, description = "moved", body = FileView),
     (status = 409, description = "the destination exists"),

@@ -34,7 +34,7 @@ pub struct ImportView {
 
 /// Fetches a URL into a file (created or replaced). Authorized as `files:import` and as
 /// `files:write` of `path`; only public http(s) addresses unless the operator allows more.
-#[utoipa::path(post, path = "/workspaces/{ws}/imports", tag = "files", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/imports", tag = "files", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id")), request_body = ImportBody, responses(
     (status = 201, description = "imported into a new file", body = ImportView),
     (status = 200, description = "imported over an existing file", body = ImportView),

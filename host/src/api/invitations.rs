@@ -20,7 +20,7 @@ pub struct InvitationList {
 
 /// Invites a person by e-mail with an org role; the answer holds the single-use
 /// `wrt_inv_…` token, shown this once (owners and admins, `org:admin`).
-#[utoipa::path(post, path = "/orgs/{org}/invitations", tag = "identity", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/invitations", tag = "identity", security(("bearer" = [])),
     params(("org" = String, Path, description = "organisation id")), request_body = NewInvitation, responses(
     (status = 201, description = "invited; `token` is shown once", body = InvitationView),
 ))]
@@ -35,7 +35,7 @@ pub async fn invite(
 }
 
 /// The invitations of an organisation, with their status.
-#[utoipa::path(get, path = "/orgs/{org}/invitations", tag = "identity", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/invitations", tag = "identity", security(("bearer" = [])),
     params(("org" = String, Path, description = "organisation id")),
     responses((status = 200, description = "the invitations", body = InvitationList)))]
 pub async fn list_invitations(
@@ -48,7 +48,7 @@ pub async fn list_invitations(
 }
 
 /// Withdraws an open invitation.
-#[utoipa::path(delete, path = "/orgs/{org}/invitations/{id}", tag = "identity", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/invitations/{id}", tag = "identity", security(("bearer" = [])),
     params(("org" = String, Path, description = "organisation id"), ("id" = String, Path, description = "invitation id")),
     responses((status = 204, description = "withdrawn")))]
 pub async fn revoke_invitation(
@@ -62,7 +62,7 @@ pub async fn revoke_invitation(
 
 /// Signs up with an invitation: creates the user in the organisation with the invited role.
 /// The token travels in the body only (a token in the query string is refused).
-#[utoipa::path(post, path = "/invitations/accept", tag = "identity", request_body = Acceptance, responses(
+#[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "identity", request_body = Acceptance, responses(
     (status = 201, description = "the new user; sign in with the password", body = PrincipalView),
     (status = 401, description = "not a valid invitation token"),
     (status = 410, description = "already used, withdrawn or expired"),
@@ -79,7 +79,7 @@ pub async fn accept_invitation(
 
 /// Joins an organisation with an invitation, as a person who already has an account: the
 /// caller's credential says who, the token (addressed to the caller's e-mail) says where.
-#[utoipa::path(post, path = "/invitations/join", tag = "identity", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/invitations/join", tag = "identity", security(("bearer" = [])),
     request_body = Joining, responses(
     (status = 200, description = "joined", body = Membership),
     (status = 401, description = "no valid credential, or not a valid invitation token"),

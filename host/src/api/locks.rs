@@ -35,7 +35,7 @@ pub struct LockList {
 }
 
 /// Takes a lock; pass its `lock_id` as `Lock-Token` on writes, moves and deletes.
-#[utoipa::path(post, path = "/workspaces/{ws}/locks", tag = "files", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/locks", tag = "files", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id")), request_body = NewLock, responses(
     (status = 201, description = "locked", body = LockView),
     (status = 423, description = "held by someone else: `holder` and `expires_at` say who and until when"),
@@ -54,7 +54,7 @@ pub async fn acquire_lock(
 }
 
 /// The live locks of a workspace.
-#[utoipa::path(get, path = "/workspaces/{ws}/locks", tag = "files", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/locks", tag = "files", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id")),
     responses((status = 200, description = "the locks", body = LockList)))]
 pub async fn list_locks(
@@ -68,7 +68,7 @@ pub async fn list_locks(
 }
 
 /// Extends a lock the caller holds.
-#[utoipa::path(patch, path = "/workspaces/{ws}/locks/{lock_id}", tag = "files", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/api/v1/workspaces/{ws}/locks/{lock_id}", tag = "files", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id"), ("lock_id" = String, Path, description = "lock id")),
     request_body = Renewal, responses(
     (status = 200, description = "renewed", body = LockView),
@@ -89,7 +89,7 @@ pub async fn renew_lock(
 }
 
 /// Releases a lock (its holder), or breaks it (a workspace admin).
-#[utoipa::path(delete, path = "/workspaces/{ws}/locks/{lock_id}", tag = "files", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/workspaces/{ws}/locks/{lock_id}", tag = "files", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id"), ("lock_id" = String, Path, description = "lock id")),
     responses((status = 204, description = "released")))]
 pub async fn release_lock(

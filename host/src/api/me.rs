@@ -25,7 +25,7 @@ pub struct Me {
 }
 
 /// The caller: authentication alone answers this, about the caller itself.
-#[utoipa::path(get, path = "/me", tag = "identity", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/api/v1/me", tag = "identity", security(("bearer" = [])), responses(
     (status = 200, description = "the caller", body = Me),
     (status = 401, description = "no valid credential"),
 ))]

@@ -25,7 +25,7 @@ pub struct ClientQuery {
 }
 
 /// Registers an OAuth client; a confidential client's secret is in this response only.
-#[utoipa::path(post, path = "/oauth/clients", tag = "oauth", security(("bearer" = [])), request_body = NewClient, responses(
+#[utoipa::path(post, path = "/api/v1/oauth/clients", tag = "oauth", security(("bearer" = [])), request_body = NewClient, responses(
     (status = 201, description = "registered; `client_secret` is shown this once", body = ClientView),
     (status = 403, description = "not an admin of the organisation, or a scope the caller does not hold"),
     (status = 422, description = "bad redirect URIs, grants or scopes"),
@@ -40,7 +40,7 @@ pub async fn create_client(
 }
 
 /// The organisation's clients, and the dynamically registered ones (marked as such).
-#[utoipa::path(get, path = "/oauth/clients", tag = "oauth", security(("bearer" = [])), params(ClientQuery), responses(
+#[utoipa::path(get, path = "/api/v1/oauth/clients", tag = "oauth", security(("bearer" = [])), params(ClientQuery), responses(
     (status = 200, description = "the clients", body = ClientList),
 ))]
 pub async fn list_clients(
@@ -57,7 +57,7 @@ pub async fn list_clients(
 }
 
 /// One client.
-#[utoipa::path(get, path = "/oauth/clients/{id}", tag = "oauth", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/oauth/clients/{id}", tag = "oauth", security(("bearer" = [])),
     params(("id" = String, Path, description = "client id")), responses(
     (status = 200, description = "the client", body = ClientView),
     (status = 404, description = "unknown"),
@@ -71,7 +71,7 @@ pub async fn get_client(
 }
 
 /// Deletes a client; its grants end and its access tokens are refused from now on.
-#[utoipa::path(delete, path = "/oauth/clients/{id}", tag = "oauth", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/oauth/clients/{id}", tag = "oauth", security(("bearer" = [])),
     params(("id" = String, Path, description = "client id")), responses(
     (status = 204, description = "deleted"),
     (status = 404, description = "unknown"),
@@ -86,7 +86,7 @@ pub async fn delete_client(
 }
 
 /// Replaces a confidential client's secret (shown this once); the old one stops working.
-#[utoipa::path(post, path = "/oauth/clients/{id}/rotate-secret", tag = "oauth", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/oauth/clients/{id}/rotate-secret", tag = "oauth", security(("bearer" = [])),
     params(("id" = String, Path, description = "client id")), responses(
     (status = 200, description = "the new secret", body = ClientView),
     (status = 409, description = "a public client has no secret"),
@@ -102,7 +102,7 @@ pub async fn rotate_client_secret(
 }
 
 /// An organisation's OAuth settings.
-#[utoipa::path(get, path = "/orgs/{org}/oauth", tag = "oauth", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/oauth", tag = "oauth", security(("bearer" = [])),
     params(("org" = String, Path, description = "organisation id")), responses(
     (status = 200, description = "the settings", body = OAuthOrgSettings),
 ))]
@@ -115,7 +115,7 @@ pub async fn get_oauth_settings(
 }
 
 /// Changes an organisation's OAuth settings (e.g. turns dynamic registration off).
-#[utoipa::path(put, path = "/orgs/{org}/oauth", tag = "oauth", security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/oauth", tag = "oauth", security(("bearer" = [])),
     params(("org" = String, Path, description = "organisation id")), request_body = OAuthOrgSettings, responses(
     (status = 200, description = "the settings", body = OAuthOrgSettings),
 ))]

@@ -26,7 +26,7 @@ pub struct Transfer {
 }
 
 /// Founds an organisation; the caller becomes its owner.
-#[utoipa::path(post, path = "/orgs", tag = "identity", security(("bearer" = [])), request_body = NewOrg, responses(
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "identity", security(("bearer" = [])), request_body = NewOrg, responses(
     (status = 201, description = "created", body = OrgView),
     (status = 403, description = "refused by the pipeline"),
 ))]
@@ -40,7 +40,7 @@ pub async fn create_org(
 }
 
 /// An organisation the caller belongs to.
-#[utoipa::path(get, path = "/orgs/{org}", tag = "identity", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "identity", security(("bearer" = [])),
     params(("org" = String, Path, description = "organisation id")), responses(
     (status = 200, description = "the organisation", body = OrgView),
     (status = 404, description = "unknown, or the caller does not belong to it"),
@@ -54,7 +54,7 @@ pub async fn get_org(
 }
 
 /// An organisation's storage: bytes used, the quota in force, what is left.
-#[utoipa::path(get, path = "/orgs/{org}/usage", tag = "identity", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/usage", tag = "identity", security(("bearer" = [])),
     params(("org" = String, Path, description = "organisation id")), responses(
     (status = 200, description = "storage use and quota", body = StorageView),
     (status = 404, description = "unknown, or the caller does not belong to it"),
@@ -68,7 +68,7 @@ pub async fn org_usage(
 }
 
 /// Changes an organisation's settings (owners only).
-#[utoipa::path(patch, path = "/orgs/{org}", tag = "identity", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}", tag = "identity", security(("bearer" = [])),
     params(("org" = String, Path, description = "organisation id")), request_body = OrgSettings, responses(
     (status = 200, description = "the organisation", body = OrgView),
 ))]
@@ -84,7 +84,7 @@ pub async fn update_org(
 /// Hands the organisation to a human member (owners only). The new owner becomes owner of
 /// every workspace in it; every previous owner becomes a `maintainer` (read the organisation,
 /// manage its own tokens) with at most `viewer` in its workspaces, and cannot take it back.
-#[utoipa::path(post, path = "/orgs/{org}/transfer-ownership", tag = "identity", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/transfer-ownership", tag = "identity", security(("bearer" = [])),
     params(("org" = String, Path, description = "organisation id")), request_body = Transfer, responses(
     (status = 200, description = "handed over", body = OrgView),
     (status = 422, description = "the target is not a human user"),
@@ -104,7 +104,7 @@ pub async fn transfer_ownership(
 }
 
 /// Creates a user in an organisation the caller administers (needs `org:admin`).
-#[utoipa::path(post, path = "/users", tag = "identity", security(("bearer" = [])), request_body = NewUser, responses(
+#[utoipa::path(post, path = "/api/v1/users", tag = "identity", security(("bearer" = [])), request_body = NewUser, responses(
     (status = 201, description = "created", body = PrincipalView),
     (status = 409, description = "the e-mail address is taken"),
 ))]

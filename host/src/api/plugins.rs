@@ -35,7 +35,7 @@ pub struct AttachmentList {
 /// Uploads a Wasm component of the `warrant:policy/policy-plugin` world (at most 10 MiB).
 /// It is checked and compiled before it is stored; workspaces running an earlier version of
 /// the same name run this one from their next request.
-#[utoipa::path(post, path = "/plugins", tag = "plugins", security(("bearer" = [])), params(UploadQuery),
+#[utoipa::path(post, path = "/api/v1/plugins", tag = "plugins", security(("bearer" = [])), params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/wasm"), responses(
     (status = 201, description = "a new plugin", body = PluginView),
     (status = 200, description = "a new version of an existing plugin", body = PluginView),
@@ -67,7 +67,7 @@ pub async fn upload_plugin(
 }
 
 /// The plugins of the caller's organisation, with per-process evaluation counters.
-#[utoipa::path(get, path = "/plugins", tag = "plugins", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", security(("bearer" = [])),
     responses((status = 200, description = "the plugins", body = PluginList)))]
 pub async fn list_plugins(
     State(state): State<AppState>,
@@ -78,7 +78,7 @@ pub async fn list_plugins(
 }
 
 /// One plugin.
-#[utoipa::path(get, path = "/plugins/{id}", tag = "plugins", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/plugins/{id}", tag = "plugins", security(("bearer" = [])),
     params(("id" = String, Path, description = "plugin id")),
     responses((status = 200, description = "the plugin", body = PluginView)))]
 pub async fn get_plugin(
@@ -90,7 +90,7 @@ pub async fn get_plugin(
 }
 
 /// Removes a plugin and all its versions (409 while it is attached anywhere).
-#[utoipa::path(delete, path = "/plugins/{id}", tag = "plugins", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/plugins/{id}", tag = "plugins", security(("bearer" = [])),
     params(("id" = String, Path, description = "plugin id")), responses(
     (status = 204, description = "removed"),
     (status = 409, description = "still attached: detach it first"),
@@ -106,7 +106,7 @@ pub async fn delete_plugin(
 
 /// Attaches a plugin to the workspace, or changes its config, mode or order. The plugin's
 /// `configure` checks the config first. Takes effect on the next request.
-#[utoipa::path(put, path = "/workspaces/{ws}/plugins/{plugin_id}", tag = "plugins", security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/workspaces/{ws}/plugins/{plugin_id}", tag = "plugins", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id"), ("plugin_id" = String, Path, description = "plugin id")),
     request_body = AttachRequest, responses(
     (status = 200, description = "attached", body = AttachmentView),
@@ -127,7 +127,7 @@ pub async fn attach_plugin(
 }
 
 /// Detaches a plugin: it stops running at once.
-#[utoipa::path(delete, path = "/workspaces/{ws}/plugins/{plugin_id}", tag = "plugins", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/workspaces/{ws}/plugins/{plugin_id}", tag = "plugins", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id"), ("plugin_id" = String, Path, description = "plugin id")),
     responses((status = 204, description = "detached")))]
 pub async fn detach_plugin(
@@ -143,7 +143,7 @@ pub async fn detach_plugin(
 }
 
 /// The plugins a workspace runs, in order.
-#[utoipa::path(get, path = "/workspaces/{ws}/plugins", tag = "plugins", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/plugins", tag = "plugins", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id")),
     responses((status = 200, description = "the attached plugins", body = AttachmentList)))]
 pub async fn workspace_plugins(

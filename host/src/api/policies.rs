@@ -29,7 +29,7 @@ pub struct Rollback {
 }
 
 /// Replaces the workspace's Cedar policy set (or tries it in shadow mode).
-#[utoipa::path(put, path = "/workspaces/{ws}/policies", tag = "policies", security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/workspaces/{ws}/policies", tag = "policies", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id"), ModeQuery),
     request_body(content = String, content_type = "text/plain", description = "Cedar policies"),
     responses(
@@ -53,7 +53,7 @@ pub async fn put_policies(
 }
 
 /// The enforced Cedar text (`Warrant-Policy-Version` names its version; empty: base only).
-#[utoipa::path(get, path = "/workspaces/{ws}/policies", tag = "policies", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/policies", tag = "policies", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id")),
     responses((status = 200, description = "the Cedar text", content_type = "text/plain")))]
 pub async fn get_policies(
@@ -79,7 +79,7 @@ pub async fn get_policies(
 }
 
 /// Every stored version, newest first.
-#[utoipa::path(get, path = "/workspaces/{ws}/policies/versions", tag = "policies", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/policies/versions", tag = "policies", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id")),
     responses((status = 200, description = "the history", body = Vec<VersionView>)))]
 pub async fn policy_versions(
@@ -91,7 +91,7 @@ pub async fn policy_versions(
 }
 
 /// Enforces an earlier version again (as a new version).
-#[utoipa::path(post, path = "/workspaces/{ws}/policies/rollback", tag = "policies", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/policies/rollback", tag = "policies", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id")), request_body = Rollback,
     responses((status = 200, description = "rolled back", body = PolicyState)))]
 pub async fn rollback_policies(
@@ -109,7 +109,7 @@ pub async fn rollback_policies(
 }
 
 /// How the shadow candidate compares with the enforced set on real traffic.
-#[utoipa::path(get, path = "/workspaces/{ws}/policies/shadow-report", tag = "policies", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/policies/shadow-report", tag = "policies", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id")),
     responses((status = 200, description = "the report", body = ShadowReport)))]
 pub async fn shadow_report(
@@ -121,7 +121,7 @@ pub async fn shadow_report(
 }
 
 /// Enforces the shadow candidate.
-#[utoipa::path(post, path = "/workspaces/{ws}/policies/shadow/promote", tag = "policies", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/policies/shadow/promote", tag = "policies", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id")),
     responses((status = 200, description = "promoted", body = PolicyState)))]
 pub async fn promote_shadow(
@@ -133,7 +133,7 @@ pub async fn promote_shadow(
 }
 
 /// Stops trying the shadow candidate.
-#[utoipa::path(delete, path = "/workspaces/{ws}/policies/shadow", tag = "policies", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/workspaces/{ws}/policies/shadow", tag = "policies", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id")),
     responses((status = 200, description = "discarded", body = PolicyState)))]
 pub async fn discard_shadow(
@@ -145,7 +145,7 @@ pub async fn discard_shadow(
 }
 
 /// What-if: the production pipeline on a hypothetical request, enforcing nothing.
-#[utoipa::path(post, path = "/workspaces/{ws}/authorize", tag = "policies", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/authorize", tag = "policies", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id")), request_body = WhatIf,
     responses((status = 200, description = "the decision and every reason", body = WhatIfAnswer)))]
 pub async fn what_if(
@@ -159,7 +159,7 @@ pub async fn what_if(
 
 /// The decision log of a workspace, newest first. Decisions are written off the request path,
 /// in batches gathered for 20 ms, so the newest may take a moment to appear.
-#[utoipa::path(get, path = "/workspaces/{ws}/decisions", tag = "policies", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/decisions", tag = "policies", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id"), DecisionQuery),
     responses((status = 200, description = "a page of decisions", body = DecisionPage)))]
 pub async fn decisions(

@@ -17,7 +17,7 @@ pub struct TokenList {
 }
 
 /// Mints a personal access token; the secret is in this response only.
-#[utoipa::path(post, path = "/tokens", tag = "tokens", security(("bearer" = [])), request_body = NewToken, responses(
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), request_body = NewToken, responses(
     (status = 201, description = "created; `token` is shown this once", body = TokenView),
     (status = 403, description = "a scope or workspace the creator does not hold"),
     (status = 422, description = "bad scopes or lifetime"),
@@ -32,7 +32,7 @@ pub async fn create_token(
 }
 
 /// The tokens the caller holds or minted.
-#[utoipa::path(get, path = "/tokens", tag = "tokens", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), responses(
     (status = 200, description = "the tokens", body = TokenList),
 ))]
 pub async fn list_tokens(
@@ -45,7 +45,7 @@ pub async fn list_tokens(
 }
 
 /// One token.
-#[utoipa::path(get, path = "/tokens/{id}", tag = "tokens", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
     params(("id" = String, Path, description = "token id")), responses(
     (status = 200, description = "the token", body = TokenView),
     (status = 404, description = "unknown"),
@@ -59,7 +59,7 @@ pub async fn get_token(
 }
 
 /// Revokes a token; the next request with it gets 401.
-#[utoipa::path(delete, path = "/tokens/{id}", tag = "tokens", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
     params(("id" = String, Path, description = "token id")), responses(
     (status = 204, description = "revoked"),
     (status = 404, description = "unknown"),

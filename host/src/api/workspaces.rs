@@ -44,7 +44,7 @@ pub struct MemberList {
 }
 
 /// Creates a workspace; the caller becomes its owner.
-#[utoipa::path(post, path = "/workspaces", tag = "workspaces", security(("bearer" = [])), request_body = NewWorkspace, responses(
+#[utoipa::path(post, path = "/api/v1/workspaces", tag = "workspaces", security(("bearer" = [])), request_body = NewWorkspace, responses(
     (status = 201, description = "created", body = WorkspaceView),
     (status = 409, description = "the name is taken in this organisation"),
 ))]
@@ -61,7 +61,7 @@ pub async fn create_workspace(
 }
 
 /// The workspaces the caller holds a role in (within its credential's limits).
-#[utoipa::path(get, path = "/workspaces", tag = "workspaces", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/api/v1/workspaces", tag = "workspaces", security(("bearer" = [])), responses(
     (status = 200, description = "the workspaces", body = WorkspaceList),
 ))]
 pub async fn list_workspaces(
@@ -74,7 +74,7 @@ pub async fn list_workspaces(
 }
 
 /// One workspace.
-#[utoipa::path(get, path = "/workspaces/{ws}", tag = "workspaces", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}", tag = "workspaces", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id")), responses(
     (status = 200, description = "the workspace", body = WorkspaceView),
     (status = 404, description = "unknown, or the caller holds no role in it"),
@@ -88,7 +88,7 @@ pub async fn get_workspace(
 }
 
 /// Deletes a workspace and its files (owners only).
-#[utoipa::path(delete, path = "/workspaces/{ws}", tag = "workspaces", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/workspaces/{ws}", tag = "workspaces", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id")), responses(
     (status = 204, description = "deleted"),
 ))]
@@ -102,7 +102,7 @@ pub async fn delete_workspace(
 }
 
 /// The members of a workspace.
-#[utoipa::path(get, path = "/workspaces/{ws}/members", tag = "workspaces", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/members", tag = "workspaces", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id")), responses(
     (status = 200, description = "the members", body = MemberList),
 ))]
@@ -117,7 +117,7 @@ pub async fn list_members(
 }
 
 /// Gives a principal a role in the workspace.
-#[utoipa::path(put, path = "/workspaces/{ws}/members/{principal_id}", tag = "workspaces", security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/workspaces/{ws}/members/{principal_id}", tag = "workspaces", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id"), ("principal_id" = String, Path, description = "member")),
     request_body = RoleBody, responses(
     (status = 200, description = "the role is set", body = MembershipView),
@@ -138,7 +138,7 @@ pub async fn set_member(
 }
 
 /// Removes a member.
-#[utoipa::path(delete, path = "/workspaces/{ws}/members/{principal_id}", tag = "workspaces", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/workspaces/{ws}/members/{principal_id}", tag = "workspaces", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id"), ("principal_id" = String, Path, description = "member")),
     responses((status = 204, description = "removed")))]
 pub async fn remove_member(
