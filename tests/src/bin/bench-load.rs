@@ -131,8 +131,10 @@ async fn main() {
     for s in &scenarios {
         run_round(s, &ctx, conns, Duration::from_secs(1)).await; // warm-up
     }
-    for _ in 0..rounds {
+    for round in 1..=rounds {
         for (s, r) in scenarios.iter().zip(results.iter_mut()) {
+            // What runs now and which process serves it (scripts/profile-load waits for this).
+            eprintln!("round {round}/{rounds}: {} (pid {})", s.name, s.pid);
             r.push(run_round(s, &ctx, conns, Duration::from_secs(secs)).await);
         }
     }
