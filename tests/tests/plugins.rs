@@ -832,6 +832,9 @@ async fn hostile_suite(backend: Backend) {
         attach(&s, &ws, &id, json!({"config": {"attack": attack}}))
             .await
             .expect(200);
+        // The deadline clock sleeps after 100 ms without a plugin running: the first plugin
+        // after a pause must wake it, or a loop would never be interrupted.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let started = Instant::now();
         let p = s
             .get_file(&token, &ws, "a.txt")

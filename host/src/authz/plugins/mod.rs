@@ -14,6 +14,7 @@
 
 mod artefact;
 mod bindings;
+mod clock;
 pub mod counters;
 mod interest;
 pub mod reuse;
@@ -21,7 +22,7 @@ mod sandbox;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,7 @@ use bindings::reusable::exports::warrant::policy::reuse::GuestIndices as ReuseIn
 use bindings::selective::exports::warrant::policy::interest::GuestIndices as InterestIndices;
 use bindings::warrant::policy::types;
 use bindings::{PolicyPlugin, PolicyPluginPre};
+use clock::EpochClock;
 use counters::Counters;
 pub use interest::PluginInterest;
 use reuse::{Budget, Kept, RequestField, RequestFields, VerdictMemo};
@@ -45,8 +47,6 @@ use sandbox::{Sandbox, cut};
 
 /// The longest deny reason kept; longer ones are cut.
 pub const MAX_REASON_BYTES: usize = 1024;
-/// The epoch ticks once a millisecond; deadlines are checked on ticks.
-const TICK: Duration = Duration::from_millis(1);
 /// How many deadlines of wall-clock time an evaluation may take when its thread is starved
 /// of CPU (its CPU budget is the deadline itself).
 const WALL_CLOCK_CEILING: u32 = 20;
@@ -278,13 +278,7 @@ pub struct PluginRuntime {
     compiled: RwLock<HashMap<String, Arc<CompiledPlugin>>>,
     stats: RwLock<HashMap<String, Arc<PluginStats>>>,
     memo_budget: Arc<Budget>,
-    ticker: Arc<AtomicBool>,
-}
-
-impl Drop for PluginRuntime {
-    fn drop(&mut self) {
-        self.ticker.store(true, Ordering::Relaxed);
-    }
+    clock: EpochClock,
 }
 
 impl PluginRuntime {
@@ -315,18 +309,7 @@ impl PluginRuntime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         PolicyPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let (engine, stop) = (engine.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("warrant-plugin-clock".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(TICK);
-                        engine.increment_epoch();
-                    }
-                })?;
-        }
+        let clock = EpochClock::start(engine.clone())?;
         let artefacts = ArtefactCache::new(&engine, settings.cache_dir.clone());
         Ok(PluginRuntime {
             engine,
@@ -337,7 +320,7 @@ impl PluginRuntime {
             compiled: RwLock::new(HashMap::new()),
             stats: RwLock::new(HashMap::new()),
             memo_budget: Budget::new(reuse::MAX_KEPT_VERDICTS),
-            ticker: stop,
+            clock,
         })
     }
 
@@ -455,6 +438,7 @@ impl PluginRuntime {
             plugin_id.clone(),
             name.clone(),
             self.counters.clone(),
+            self.clock.running(),
         );
         let mut store = Store::new(&self.engine, sandbox);
         store.limiter(|s| &mut s.limits);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use wasmtime::StoreLimits;
 
 use super::bindings::warrant::policy::{host, types};
+use super::clock::Running;
 use super::counters::{CounterKey, Counters};
 
 /// Messages longer than this are cut.
@@ -37,6 +38,8 @@ pub struct Sandbox {
     /// Whether the plugin asked for the time or a counter: its verdict then depends on more
     /// than the request, and is not reused.
     pub consulted_host: bool,
+    /// Keeps the deadline clock ticking while this store exists.
+    _running: Running,
 }
 
 impl Sandbox {
@@ -46,6 +49,7 @@ impl Sandbox {
         plugin_id: Arc<str>,
         plugin_name: Arc<str>,
         counters: Arc<Counters>,
+        running: Running,
     ) -> Self {
         Sandbox {
             limits: wasmtime::StoreLimitsBuilder::new()
@@ -63,6 +67,7 @@ impl Sandbox {
             counters,
             logs_left: MAX_LOG_LINES,
             consulted_host: false,
+            _running: running,
         }
     }
 }
