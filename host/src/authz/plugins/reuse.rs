@@ -77,46 +77,52 @@ impl RequestFields {
     /// to keep.
     fn key(self, req: &PluginRequest<'_>) -> Option<Vec<u8>> {
         let mut key = Vec::with_capacity(128);
-        let mut put = |field: RequestField, bytes: &[u8]| {
+        // The value is computed only for a field shown: the lists and options cost an
+        // allocation each, on every request that asks a memo.
+        let mut put = |field: RequestField, bytes: &dyn Fn() -> Vec<u8>| {
             if self.shows(field) {
+                let bytes = bytes();
                 key.push(field as u8);
                 key.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-                key.extend_from_slice(bytes);
+                key.extend_from_slice(&bytes);
             }
         };
+        let text = |s: &str| s.as_bytes().to_vec();
         let (id, kind, name, groups) = req.principal;
-        put(RequestField::PrincipalId, id.as_bytes());
-        put(RequestField::PrincipalKind, kind.as_bytes());
-        put(RequestField::PrincipalName, name.as_bytes());
-        let mut listed = Vec::new();
-        for g in groups {
-            listed.extend_from_slice(&(g.len() as u32).to_le_bytes());
-            listed.extend_from_slice(g.as_bytes());
-        }
-        put(RequestField::PrincipalGroups, &listed);
-        let (credential_kind, credential_id, scopes) = req.credential;
-        put(RequestField::CredentialKind, credential_kind.as_bytes());
-        put(RequestField::CredentialId, credential_id.as_bytes());
-        put(
-            RequestField::CredentialScopes,
-            scopes.names().join(" ").as_bytes(),
-        );
-        put(RequestField::Action, req.action.as_bytes());
-        put(RequestField::Path, req.path.as_bytes());
-        put(
-            RequestField::Size,
-            &optional(req.size.map(u64::to_le_bytes)),
-        );
-        put(
-            RequestField::ContentType,
-            &optional(req.content_type.map(str::as_bytes)),
-        );
-        put(RequestField::Transport, req.transport.as_bytes());
-        let address = req.client_address.map(|a| match a {
-            std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-            std::net::IpAddr::V6(v6) => v6.octets(),
+        put(RequestField::PrincipalId, &|| text(id));
+        put(RequestField::PrincipalKind, &|| text(kind));
+        put(RequestField::PrincipalName, &|| text(name));
+        put(RequestField::PrincipalGroups, &|| {
+            let mut listed = Vec::new();
+            for g in groups {
+                listed.extend_from_slice(&(g.len() as u32).to_le_bytes());
+                listed.extend_from_slice(g.as_bytes());
+            }
+            listed
         });
-        put(RequestField::ClientAddress, &optional(address));
+        let (credential_kind, credential_id, scopes) = req.credential;
+        put(RequestField::CredentialKind, &|| text(credential_kind));
+        put(RequestField::CredentialId, &|| text(credential_id));
+        put(RequestField::CredentialScopes, &|| {
+            text(&scopes.names().join(" "))
+        });
+        put(RequestField::Action, &|| text(req.action));
+        put(RequestField::Path, &|| text(req.path));
+        put(RequestField::Size, &|| {
+            optional(req.size.map(u64::to_le_bytes))
+        });
+        put(RequestField::ContentType, &|| {
+            optional(req.content_type.map(str::as_bytes))
+        });
+        put(RequestField::Transport, &|| text(req.transport));
+        // The octets as the address is shown: 4 for IPv4, 16 for IPv6, so an IPv4 address and
+        // its IPv4-mapped IPv6 form (shown to the plugin as different text) stay apart.
+        put(RequestField::ClientAddress, &|| {
+            optional(req.client_address.map(|a| match a {
+                std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+                std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+            }))
+        });
         (key.len() <= MAX_KEY_BYTES).then_some(key)
     }
 }
@@ -299,6 +305,12 @@ mod tests {
         let mut v6 = request("x", "agent", &g1);
         v6.client_address = Some("::1".parse().unwrap());
         assert_ne!(f.key(&v6), f.key(&request("x", "agent", &g1)));
+        // An IPv4 address and its IPv4-mapped IPv6 form are shown as different text.
+        let mut v4 = request("x", "agent", &g1);
+        v4.client_address = Some("1.2.3.4".parse().unwrap());
+        let mut mapped = request("x", "agent", &g1);
+        mapped.client_address = Some("::ffff:1.2.3.4".parse().unwrap());
+        assert_ne!(f.key(&v4), f.key(&mapped));
     }
 
     #[test]
