@@ -24,6 +24,8 @@ struct Shared {
     done: AtomicU64,
     asleep: AtomicBool,
     stop: AtomicBool,
+    /// Ticks so far, counted for the tests only.
+    #[cfg(test)]
     ticks: AtomicU64,
 }
 
@@ -68,7 +70,7 @@ impl EpochClock {
         Running(self.shared.clone())
     }
 
-    /// Epoch ticks so far (for tests).
+    /// Epoch ticks so far.
     #[cfg(test)]
     fn ticks(&self) -> u64 {
         self.shared.ticks.load(SeqCst)
@@ -105,6 +107,7 @@ fn tick(engine: &Engine, shared: &Shared) {
         }
         std::thread::sleep(TICK);
         engine.increment_epoch();
+        #[cfg(test)]
         shared.ticks.fetch_add(1, SeqCst);
     }
 }
