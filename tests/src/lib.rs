@@ -457,7 +457,19 @@ pub struct TestServer {
     child: Option<tokio::process::Child>,
     pid: u32,
     stdout_rest: Arc<Mutex<String>>,
-    db: TestDb,
+    stderr_path: PathBuf,
+    /// Shared with the replicas started from this server; dropped with the last of them.
+    db: Arc<TestDb>,
+}
+
+/// A `warrant serve` process just started, before it is dressed as a [`TestServer`].
+struct Spawned {
+    child: tokio::process::Child,
+    pid: u32,
+    base: String,
+    before: Vec<String>,
+    stdout_rest: Arc<Mutex<String>>,
+    stderr_path: PathBuf,
 }
 
 impl TestServer {
@@ -510,9 +522,90 @@ impl TestServer {
             Some(Bootstrap::parse(line))
         };
 
+        let db = Arc::new(db);
+        let Spawned {
+            child,
+            pid,
+            base,
+            before,
+            stdout_rest,
+            stderr_path,
+        } = Self::spawn(&db, &opts, "server").await;
+        let owner = match bootstrap {
+            Some(b) => b,
+            None => {
+                let line = before
+                    .iter()
+                    .find(|l| l.trim_start().starts_with('{'))
+                    .unwrap_or_else(|| panic!("warrant serve on an empty database printed no bootstrap JSON before listening: {before:?}"));
+                Bootstrap::parse(line)
+            }
+        };
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("http client");
+        TestServer {
+            backend,
+            base,
+            owner_id: owner.user_id,
+            org_id: owner.org_id,
+            owner_token: owner.token,
+            client,
+            startup_stdout: before,
+            child: Some(child),
+            pid,
+            stdout_rest,
+            stderr_path,
+            db,
+        }
+    }
+
+    /// Another server on this one's database and data folder, as a second replica behind a
+    /// load balancer would be (with `args` as its extra flags); it shares the owner.
+    pub async fn start_replica(&self, args: &[&str]) -> TestServer {
+        assert_eq!(
+            self.backend,
+            Backend::Postgres,
+            "replicas share a PostgreSQL database; a SQLite file is served by one process"
+        );
+        let opts = ServerOptions {
+            args: args.iter().map(|s| (*s).to_string()).collect(),
+            ..ServerOptions::default()
+        };
+        static REPLICAS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!("replica-{}", REPLICAS.fetch_add(1, Ordering::SeqCst));
+        let Spawned {
+            child,
+            pid,
+            base,
+            before,
+            stdout_rest,
+            stderr_path,
+        } = Self::spawn(&self.db, &opts, &name).await;
+        TestServer {
+            backend: self.backend,
+            base,
+            owner_id: self.owner_id.clone(),
+            org_id: self.org_id.clone(),
+            owner_token: self.owner_token.clone(),
+            client: self.client.clone(),
+            startup_stdout: before,
+            child: Some(child),
+            pid,
+            stdout_rest,
+            stderr_path,
+            db: self.db.clone(),
+        }
+    }
+
+    /// Starts `warrant serve` on `db` (logging to `<name>.stderr.log`) and waits until it
+    /// listens.
+    async fn spawn(db: &TestDb, opts: &ServerOptions, name: &str) -> Spawned {
         let data_dir = db.dir.join("data");
         std::fs::create_dir_all(&data_dir).expect("create data dir");
-        let stderr_path = db.dir.join("server.stderr.log");
+        let stderr_path = db.dir.join(format!("{name}.stderr.log"));
         let stderr = std::fs::File::create(&stderr_path).expect("create stderr log");
         let mut cmd = warrant_command();
         cmd.arg("serve")
@@ -583,33 +676,13 @@ impl TestServer {
             }
         });
 
-        let owner = match bootstrap {
-            Some(b) => b,
-            None => {
-                let line = before
-                    .iter()
-                    .find(|l| l.trim_start().starts_with('{'))
-                    .unwrap_or_else(|| panic!("warrant serve on an empty database printed no bootstrap JSON before listening: {before:?}"));
-                Bootstrap::parse(line)
-            }
-        };
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .expect("http client");
-        TestServer {
-            backend,
-            base,
-            owner_id: owner.user_id,
-            org_id: owner.org_id,
-            owner_token: owner.token,
-            client,
-            startup_stdout: before,
-            child: Some(child),
+        Spawned {
+            child,
             pid,
+            base,
+            before,
             stdout_rest,
-            db,
+            stderr_path,
         }
     }
 
@@ -640,8 +713,7 @@ impl TestServer {
 
     /// Everything the server wrote to stderr and stdout so far.
     pub fn logs(&self) -> String {
-        let mut s =
-            std::fs::read_to_string(self.db.dir.join("server.stderr.log")).unwrap_or_default();
+        let mut s = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
         s.push_str("\n--- stdout ---\n");
         for l in &self.startup_stdout {
             s.push_str(l);

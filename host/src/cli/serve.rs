@@ -97,6 +97,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .to_string();
     warrant.set_public_url(&public_url);
     let warrant = Arc::new(warrant);
+    warrant
+        .hear_other_replicas()
+        .await
+        .context("could not listen for the other replicas' changes")?;
     let state = AppState::new(AppContext {
         warrant: warrant.clone(),
         public_url: public_url.into(),

@@ -73,7 +73,7 @@ impl Warrant {
         self.org_access(caller, &agent.org_id, Action::ManageAgents)
             .await?;
         store::principals::delete(self.store.pool(), &agent.id).await?;
-        self.forget_credentials();
+        self.credentials_changed().await;
         self.audit(caller, "agent.delete", agent.id.as_str(), None)
             .await;
         Ok(())

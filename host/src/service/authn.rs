@@ -9,6 +9,7 @@
 //! the OAuth deny-list's refresh.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::Warrant;
 use crate::authz::{Caller, CredentialKind, Grant, ScopeSet, Transport};
@@ -123,10 +124,52 @@ impl Warrant {
         Ok(resolved)
     }
 
-    /// Forgets every remembered credential, after a change that may concern any of them.
-    pub(super) fn forget_credentials(&self) {
+    /// Forgets every remembered credential, after a change that may concern any of them, and
+    /// tells the other replicas to do the same.
+    pub(super) async fn credentials_changed(&self) {
+        self.forget_credentials();
+        self.announce_credentials_changed().await;
+    }
+
+    /// Tells every replica that credentials changed (see `store::changes`). The change is
+    /// already stored: a failure to tell is logged, and the others then see it when what they
+    /// remember expires (within [`PAT_RECHECK_SECS`] for PATs).
+    pub(super) async fn announce_credentials_changed(&self) {
+        if let Err(e) = self.store.announce_credentials_changed().await {
+            tracing::warn!(error = %e, "could not tell the other replicas that credentials changed");
+        }
+    }
+
+    fn forget_credentials(&self) {
         self.pats.clear();
         self.oauth.forget_tokens();
+    }
+
+    /// Listens for the changes other processes announce, for as long as this service lives:
+    /// each one (or a sign that one may have been missed) makes it forget every remembered
+    /// credential and reload the deny-list and keys. Nothing to listen to on SQLite.
+    pub async fn hear_other_replicas(self: &Arc<Self>) -> Result<()> {
+        let Some(mut listener) = self.store.listen_for_changes().await? else {
+            return Ok(());
+        };
+        // What changed between loading at start and listening from now on.
+        self.forget_credentials();
+        self.oauth.catch_up(&self.store).await?;
+        let service = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let heard = listener.next().await;
+                let Some(service) = service.upgrade() else {
+                    return;
+                };
+                tracing::debug!(?heard, "credentials changed elsewhere");
+                service.forget_credentials();
+                if let Err(e) = service.oauth.catch_up(&service.store).await {
+                    tracing::warn!(error = %e, "could not reload the OAuth deny-list and keys");
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Records a use off the request path, at most once a minute per token.

@@ -321,7 +321,7 @@ impl Warrant {
             )));
         }
         store::orgs::update_settings(self.store.pool(), &org).await?;
-        self.forget_credentials();
+        self.credentials_changed().await;
         if let Some(quota) = req.storage_quota_bytes {
             store::quotas::set_quota(self.store.pool(), &id, quota).await?;
         }

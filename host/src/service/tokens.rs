@@ -294,7 +294,7 @@ impl Warrant {
     pub async fn revoke_token(&self, caller: &Caller, id: &str) -> Result<()> {
         let record = self.visible_token(caller, id).await?;
         store::tokens::revoke(self.store.pool(), &record.id, store::now()).await?;
-        self.forget_credentials();
+        self.credentials_changed().await;
         self.audit(caller, "token.revoke", record.id.as_str(), None)
             .await;
         Ok(())

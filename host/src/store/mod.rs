@@ -4,6 +4,7 @@
 //! transaction when several writes must land together.
 
 pub mod audit;
+pub mod changes;
 mod columns;
 pub mod decisions;
 pub mod files;
@@ -59,6 +60,8 @@ pub struct Store {
     inline: Option<Arc<inline::InlineReader>>,
     /// The decision log's own write connection, for a SQLite file.
     writer: Option<Arc<inline::InlineWriter>>,
+    /// PostgreSQL's URL, for the connection that listens for changes ([`changes`]).
+    postgres_url: Option<Arc<str>>,
 }
 
 /// The settings of every read-write SQLite connection (sqlx's pool and the decision log's own,
@@ -88,6 +91,7 @@ impl Store {
                 redact_url(url)
             )));
         };
+        let postgres_url = (backend == Backend::Postgres).then(|| Arc::from(url));
         let (url, file) = match backend {
             Backend::Sqlite => prepare_sqlite_url(url)?,
             Backend::Postgres => (url.to_string(), None),
@@ -120,6 +124,7 @@ impl Store {
             backend,
             writer: file.clone().map(|f| Arc::new(inline::InlineWriter::new(f))),
             inline: file.map(|f| Arc::new(inline::InlineReader::new(f))),
+            postgres_url,
         })
     }
 

@@ -335,7 +335,7 @@ impl Warrant {
             .filter(|p| p.as_str().starts_with("cli_"))
         {
             store::principals::delete(self.store.pool(), p).await?;
-            self.forget_credentials();
+            self.credentials_changed().await;
         }
         self.audit(caller, "oauth.client.delete", &c.id, None).await;
         Ok(())

@@ -85,6 +85,13 @@ impl OAuthState {
         Ok(state)
     }
 
+    /// Brings the deny-list and the keys in step with the database now, after another
+    /// process announced a change (`store::changes`), instead of at the next periodic sync.
+    pub(crate) async fn catch_up(&self, store: &Store) -> Result<()> {
+        self.sync_deny_list(store).await?;
+        self.reload_keys(store).await
+    }
+
     async fn sync_deny_list(&self, store: &Store) -> Result<()> {
         let now = store::now();
         let since = self.deny.watermark.lock().map(|w| *w).unwrap_or(0);
@@ -213,6 +220,8 @@ impl Warrant {
         )
         .await?;
         self.oauth.reload_keys(&self.store).await?;
+        // The running servers sign with the new key and publish it at once.
+        self.announce_credentials_changed().await;
         Ok(key.kid)
     }
 
@@ -260,6 +269,7 @@ impl Warrant {
         let until = now + MAX_ACCESS_TOKEN_TTL + 1;
         store::oauth::insert_revocation(self.store.pool(), id, now, until).await?;
         self.oauth.deny.insert(id, until);
+        self.announce_credentials_changed().await;
         Ok(())
     }
 
