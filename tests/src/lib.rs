@@ -472,6 +472,32 @@ struct Spawned {
     stderr_path: PathBuf,
 }
 
+impl Spawned {
+    /// The [`TestServer`] of this process, acting for `owner`.
+    fn into_server(
+        self,
+        backend: Backend,
+        owner: Bootstrap,
+        client: reqwest::Client,
+        db: Arc<TestDb>,
+    ) -> TestServer {
+        TestServer {
+            backend,
+            base: self.base,
+            owner_id: owner.user_id,
+            org_id: owner.org_id,
+            owner_token: owner.token,
+            client,
+            startup_stdout: self.before,
+            child: Some(self.child),
+            pid: self.pid,
+            stdout_rest: self.stdout_rest,
+            stderr_path: self.stderr_path,
+            db,
+        }
+    }
+}
+
 impl TestServer {
     /// A server on a fresh database, bootstrapped with `warrant bootstrap`.
     pub async fn start(backend: Backend) -> TestServer {
@@ -523,21 +549,15 @@ impl TestServer {
         };
 
         let db = Arc::new(db);
-        let Spawned {
-            child,
-            pid,
-            base,
-            before,
-            stdout_rest,
-            stderr_path,
-        } = Self::spawn(&db, &opts, "server").await;
+        let spawned = Self::spawn(&db, &opts, "server").await;
         let owner = match bootstrap {
             Some(b) => b,
             None => {
-                let line = before
+                let line = spawned
+                    .before
                     .iter()
                     .find(|l| l.trim_start().starts_with('{'))
-                    .unwrap_or_else(|| panic!("warrant serve on an empty database printed no bootstrap JSON before listening: {before:?}"));
+                    .unwrap_or_else(|| panic!("warrant serve on an empty database printed no bootstrap JSON before listening: {:?}", spawned.before));
                 Bootstrap::parse(line)
             }
         };
@@ -546,20 +566,7 @@ impl TestServer {
             .timeout(Duration::from_secs(120))
             .build()
             .expect("http client");
-        TestServer {
-            backend,
-            base,
-            owner_id: owner.user_id,
-            org_id: owner.org_id,
-            owner_token: owner.token,
-            client,
-            startup_stdout: before,
-            child: Some(child),
-            pid,
-            stdout_rest,
-            stderr_path,
-            db,
-        }
+        spawned.into_server(backend, owner, client, db)
     }
 
     /// Another server on this one's database and data folder, as a second replica behind a
@@ -576,28 +583,17 @@ impl TestServer {
         };
         static REPLICAS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let name = format!("replica-{}", REPLICAS.fetch_add(1, Ordering::SeqCst));
-        let Spawned {
-            child,
-            pid,
-            base,
-            before,
-            stdout_rest,
-            stderr_path,
-        } = Self::spawn(&self.db, &opts, &name).await;
-        TestServer {
-            backend: self.backend,
-            base,
-            owner_id: self.owner_id.clone(),
+        let owner = Bootstrap {
+            user_id: self.owner_id.clone(),
             org_id: self.org_id.clone(),
-            owner_token: self.owner_token.clone(),
-            client: self.client.clone(),
-            startup_stdout: before,
-            child: Some(child),
-            pid,
-            stdout_rest,
-            stderr_path,
-            db: self.db.clone(),
-        }
+            token: self.owner_token.clone(),
+        };
+        Self::spawn(&self.db, &opts, &name).await.into_server(
+            self.backend,
+            owner,
+            self.client.clone(),
+            self.db.clone(),
+        )
     }
 
     /// Starts `warrant serve` on `db` (logging to `<name>.stderr.log`) and waits until it
@@ -1553,6 +1549,15 @@ impl TestServer {
             .fetch_one(&mut self.database().await)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Marks a token revoked in the database directly, as a change nobody announces.
+    pub async fn revoke_token_in_database(&self, id: &str) {
+        self.execute_sql(&format!(
+            "UPDATE tokens SET revoked_at = {} WHERE id = '{id}'",
+            unix_now()
+        ))
+        .await;
     }
 
     /// Runs one SQL statement on the server's database (to age a row, for example).

@@ -9,7 +9,6 @@ mod oauth_support;
 use std::time::{Duration, Instant};
 
 use oauth_support::*;
-use oauth2::TokenResponse;
 use warrant_e2e::*;
 
 /// Well under every bound above, and long enough for a notification on a loaded machine.
@@ -87,29 +86,15 @@ async fn an_access_token_revoked_on_one_replica_is_refused_by_the_other_at_once(
     let Some((a, b)) = two_replicas().await else {
         return;
     };
-    let c = register(
-        &a,
-        json!({"name": "Replicated", "scopes": ["workspaces:read"]}),
-    )
-    .await;
-    let (id, secret) = (
-        c["client_id"].as_str().unwrap(),
-        c["client_secret"].as_str().unwrap(),
-    );
-    let client = oauth_client(&a, id, Some(secret), REDIRECT).await;
-    let t = client
-        .exchange_client_credentials()
-        .request_async(&http())
-        .await
-        .unwrap();
-    let at = t.access_token().secret().clone();
+    let (client, id, secret) = confidential_client(&a, "Replicated", &["workspaces:read"]).await;
+    let at = client_credentials_token(&client).await;
     // Issued by one replica, verified (and remembered) by the other.
     assert_eq!(me(&b, &at).await.0, 200);
     // RFC 7009 at the first replica (by hand: the `oauth2` crate revokes only over https).
     let r = a
         .client
         .post(a.root_url("/oauth/revoke"))
-        .basic_auth(id, Some(secret))
+        .basic_auth(&id, Some(&secret))
         .form(&[("token", at.as_str()), ("token_type_hint", "access_token")])
         .send()
         .await
@@ -123,26 +108,8 @@ async fn a_key_rotated_by_the_operator_signs_and_verifies_on_every_replica_at_on
     let Some((a, b)) = two_replicas().await else {
         return;
     };
-    let c = register(
-        &a,
-        json!({"name": "Rotated", "scopes": ["workspaces:read"]}),
-    )
-    .await;
-    let client = oauth_client(
-        &a,
-        c["client_id"].as_str().unwrap(),
-        c["client_secret"].as_str(),
-        REDIRECT,
-    )
-    .await;
-    let issue = || async {
-        let t = client
-            .exchange_client_credentials()
-            .request_async(&http())
-            .await
-            .unwrap();
-        t.access_token().secret().clone()
-    };
+    let (client, _, _) = confidential_client(&a, "Rotated", &["workspaces:read"]).await;
+    let issue = || client_credentials_token(&client);
     let kid_of = |token: &str| jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
     let before = issue().await;
     assert_eq!(me(&b, &before).await.0, 200);
@@ -198,14 +165,7 @@ async fn a_replica_whose_listener_drops_forgets_what_it_may_have_missed_and_list
     b.get(&t, "/me").await.expect(200);
     // Revoked behind the replicas' backs (nobody announces it), while their listening
     // connections are cut: nothing tells them, but they cannot know they heard everything.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    a.execute_sql(&format!(
-        "UPDATE tokens SET revoked_at = {now} WHERE id = '{id}'"
-    ))
-    .await;
+    a.revoke_token_in_database(&id).await;
     a.execute_sql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = current_database() AND query LIKE 'LISTEN %'",

@@ -295,15 +295,8 @@ async fn a_revocation_by_another_replica_is_seen_within_seconds(backend: Backend
         )
         .await;
     s.get(&t, "/me").await.expect(200);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    // What another replica's `DELETE /tokens/{id}` writes.
-    s.execute_sql(&format!(
-        "UPDATE tokens SET revoked_at = {now} WHERE id = '{id}'"
-    ))
-    .await;
+    // What another replica's `DELETE /tokens/{id}` writes, with nobody told.
+    s.revoke_token_in_database(&id).await;
     let start = std::time::Instant::now();
     loop {
         let r = s.get(&t, "/me").await;

@@ -93,6 +93,31 @@ pub async fn oauth_client(
     c
 }
 
+/// A confidential client registered with `scopes`, as the `oauth2` crate sees it; returns it
+/// with its id and secret.
+pub async fn confidential_client(
+    srv: &TestServer,
+    name: &str,
+    scopes: &[&str],
+) -> (Client, String, String) {
+    let c = register(srv, json!({"name": name, "scopes": scopes})).await;
+    let id = c["client_id"].as_str().unwrap().to_string();
+    let secret = c["client_secret"].as_str().unwrap().to_string();
+    let client = oauth_client(srv, &id, Some(&secret), REDIRECT).await;
+    (client, id, secret)
+}
+
+/// An access token from the client credentials grant.
+pub async fn client_credentials_token(client: &Client) -> String {
+    use oauth2::TokenResponse;
+    let t = client
+        .exchange_client_credentials()
+        .request_async(&http())
+        .await
+        .unwrap();
+    t.access_token().secret().clone()
+}
+
 /// The HTTP client the `oauth2` crate sends with: no redirects followed.
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
