@@ -101,6 +101,7 @@ impl Warrant {
 
     /// Reads a PAT from the database; a live one is remembered.
     async fn look_up_pat(&self, hash: &str, now: i64) -> Result<ResolvedPat> {
+        let ticket = self.pats.ticket();
         let (record, principal, org_rate_limit) =
             store::tokens::find_by_hash(self.store.pool(), hash)
                 .await?
@@ -120,7 +121,7 @@ impl Warrant {
             scopes,
             org_rate_limit,
         };
-        self.pats.put(hash, resolved.clone(), until, now);
+        self.pats.put(ticket, hash, resolved.clone(), until, now);
         Ok(resolved)
     }
 

@@ -290,6 +290,7 @@ impl Warrant {
         let v = match self.oauth.cache.get(bearer, now) {
             Some(v) => v,
             None => {
+                let ticket = self.oauth.cache.ticket();
                 let claims =
                     jwt::verify(&self.oauth.ring(), bearer, issuer, None).map_err(|e| match e {
                         VerifyError::Expired => Error::InvalidToken("the token has expired"),
@@ -305,7 +306,9 @@ impl Warrant {
                             "the token's principal no longer exists",
                         ))?;
                 let v = verified(claims, principal, now)?;
-                self.oauth.cache.put(bearer, v.clone(), v.until, now);
+                self.oauth
+                    .cache
+                    .put(ticket, bearer, v.clone(), v.until, now);
                 v
             }
         };
