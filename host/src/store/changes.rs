@@ -1,14 +1,13 @@
 //! Changes every replica must hear at once. Each process remembers what it verified (whom a
 //! PAT or an OAuth token belongs to, the OAuth deny-list, the signing keys) to keep the
 //! database off the request path. The process that revokes, deletes or rotates forgets its
-//! own copy at once; with PostgreSQL it also says so on a LISTEN/NOTIFY channel, inside the
-//! database's own delivery order, and every replica forgets and reloads as soon as it hears —
-//! instead of trusting its copy until it expires (seconds for PATs, minutes for a token's
-//! principal).
+//! own copy at once; with PostgreSQL it also says so on a LISTEN/NOTIFY channel once the
+//! change is committed, and every replica forgets and reloads as soon as it hears — instead
+//! of trusting its copy until it expires (seconds for PATs, minutes for a token's principal).
 //!
 //! A replica whose listening connection drops may have missed a message: it forgets
 //! everything then too, and listens again. A SQLite file is served by one process, so there
-//! it is nobody to tell.
+//! is nobody to tell.
 
 use std::time::Duration;
 
