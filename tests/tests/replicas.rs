@@ -27,6 +27,15 @@ async fn two_replicas() -> Option<(TestServer, TestServer)> {
     Some((a, b))
 }
 
+/// A PAT of the owner's, minted on `srv`: (id, token).
+async fn owner_pat(srv: &TestServer, name: &str) -> (String, String) {
+    srv.create_token(
+        &srv.owner_token,
+        json!({"name": name, "scopes": ["workspaces:read"], "expires_in_days": 1}),
+    )
+    .await
+}
+
 /// Asks `srv` who holds `token` until it is refused with 401, failing past [`AT_ONCE`].
 async fn refused_at_once(srv: &TestServer, token: &str) {
     let start = Instant::now();
@@ -51,12 +60,7 @@ async fn a_pat_revoked_on_one_replica_is_refused_by_the_other_at_once() {
     let Some((a, b)) = two_replicas().await else {
         return;
     };
-    let (id, t) = a
-        .create_token(
-            &a.owner_token,
-            json!({"name": "busy", "scopes": ["workspaces:read"], "expires_in_days": 1}),
-        )
-        .await;
+    let (id, t) = owner_pat(&a, "busy").await;
     // The other replica looks it up and remembers it.
     b.get(&t, "/me").await.expect(200);
     b.get(&t, "/me").await.expect(200);
@@ -151,17 +155,7 @@ async fn a_replica_whose_listener_drops_forgets_what_it_may_have_missed_and_list
     let Some((a, b)) = two_replicas().await else {
         return;
     };
-    let pat = |name: &'static str| {
-        let a = &a;
-        async move {
-            a.create_token(
-                &a.owner_token,
-                json!({"name": name, "scopes": ["workspaces:read"], "expires_in_days": 1}),
-            )
-            .await
-        }
-    };
-    let (id, t) = pat("missed").await;
+    let (id, t) = owner_pat(&a, "missed").await;
     b.get(&t, "/me").await.expect(200);
     // Revoked behind the replicas' backs (nobody announces it), while their listening
     // connections are cut: nothing tells them, but they cannot know they heard everything.
@@ -175,7 +169,7 @@ async fn a_replica_whose_listener_drops_forgets_what_it_may_have_missed_and_list
 
     // It listens again (after a pause of a second), and hears the next change at once.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (id, t) = pat("heard").await;
+    let (id, t) = owner_pat(&a, "heard").await;
     b.get(&t, "/me").await.expect(200);
     a.delete(&a.owner_token, &format!("/tokens/{id}"))
         .await

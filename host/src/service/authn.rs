@@ -154,23 +154,26 @@ impl Warrant {
             return Ok(());
         };
         // What changed between loading at start and listening from now on.
-        self.forget_credentials();
-        self.oauth.catch_up(&self.store).await?;
+        self.catch_up_with_others().await?;
         let service = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
-                let heard = listener.next().await;
+                listener.next().await;
                 let Some(service) = service.upgrade() else {
                     return;
                 };
-                tracing::debug!(?heard, "credentials changed elsewhere");
-                service.forget_credentials();
-                if let Err(e) = service.oauth.catch_up(&service.store).await {
+                if let Err(e) = service.catch_up_with_others().await {
                     tracing::warn!(error = %e, "could not reload the OAuth deny-list and keys");
                 }
             }
         });
         Ok(())
+    }
+
+    /// Forgets every remembered credential and reloads the OAuth deny-list and keys.
+    async fn catch_up_with_others(&self) -> Result<()> {
+        self.forget_credentials();
+        self.oauth.catch_up(&self.store).await
     }
 
     /// Records a use off the request path, at most once a minute per token.

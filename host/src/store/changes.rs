@@ -59,36 +59,26 @@ pub struct ChangeListener {
     failed: bool,
 }
 
-/// Why [`ChangeListener::next`] returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Heard {
-    /// A process announced that credentials changed.
-    CredentialsChanged,
-    /// The connection dropped or failed: announcements may have been missed.
-    MaybeMissed,
-}
-
 impl ChangeListener {
-    /// Waits for the next announcement, or for a sign that one may have been missed.
-    pub async fn next(&mut self) -> Heard {
+    /// Returns when another process announced that credentials changed, or when one may
+    /// have been missed (the connection dropped or failed; each cause is logged here): the
+    /// caller forgets and reloads either way.
+    pub async fn next(&mut self) {
         if std::mem::take(&mut self.failed) {
             tokio::time::sleep(RETRY_AFTER).await;
         }
         match self.listener.try_recv().await {
-            Ok(Some(n)) if n.payload() == CREDENTIALS => Heard::CredentialsChanged,
+            Ok(Some(n)) if n.payload() == CREDENTIALS => {}
             Ok(Some(n)) => {
                 // From a newer replica, perhaps: forgetting everything is always safe.
                 tracing::warn!(payload = n.payload(), "unknown change announced");
-                Heard::MaybeMissed
             }
             Ok(None) => {
                 tracing::warn!("the change listener lost its connection; listening again");
-                Heard::MaybeMissed
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the change listener failed; listening again");
                 self.failed = true;
-                Heard::MaybeMissed
             }
         }
     }
