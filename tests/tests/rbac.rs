@@ -13,6 +13,7 @@ both_backends!(
     missing_scope_is_refused_by_the_scope_layer,
     user_viewer_with_cli_token_reads_but_cannot_write,
     members_listing_shows_roles,
+    a_change_is_seen_by_the_very_next_read,
 );
 
 const AGENT_SCOPES: &[&str] = &[
@@ -473,4 +474,49 @@ async fn members_listing_shows_roles(backend: Backend) {
         .unwrap_or_else(|| panic!("{listed}"))
         .clone();
     assert_eq!(mine["role"], json!("editor"), "{mine}");
+}
+
+/// The hot read (workspace, role, file) may be remembered between writes (on SQLite): each of
+/// these changes must be seen by the request right after it, never up to a cache's lifetime
+/// later.
+async fn a_change_is_seen_by_the_very_next_read(backend: Backend) {
+    let f = fixture(backend).await;
+    let (s, ws, (agent, t)) = (&f.s, &f.ws, &f.viewer);
+    let meta = format!("/workspaces/{ws}/files/shared/readme.txt?metadata=true");
+    let read = || s.get(t, &meta);
+    for _ in 0..3 {
+        read().await.expect(200);
+    }
+    // The file replaced: its new version at once.
+    let before = read().await.expect_json(200)["etag"].clone();
+    s.put_file(&s.owner_token, ws, "shared/readme.txt", "hello again")
+        .await
+        .expect(200);
+    let after = read().await.expect_json(200);
+    assert_ne!(after["etag"], before, "{after}");
+    assert_eq!(after["size"], json!(11), "{after}");
+    // The member removed: not found at once.
+    s.delete(&s.owner_token, &format!("/workspaces/{ws}/members/{agent}"))
+        .await
+        .expect(204);
+    read().await.expect(404);
+    // Back as a viewer: readable at once.
+    s.add_member(&s.owner_token, ws, agent, "viewer").await;
+    for _ in 0..3 {
+        read().await.expect(200);
+    }
+    // A viewer made editor may write at once, and made viewer again may not.
+    s.add_member(&s.owner_token, ws, agent, "editor").await;
+    s.put_file(t, ws, "shared/readme.txt", "edited")
+        .await
+        .expect(200);
+    read().await.expect(200);
+    s.add_member(&s.owner_token, ws, agent, "viewer").await;
+    read().await.expect(200);
+    assert_policy_denied(&s.put_file(t, ws, "shared/readme.txt", "again").await);
+    // The file deleted: gone at once.
+    s.delete_file(&s.owner_token, ws, "shared/readme.txt")
+        .await
+        .expect(204);
+    read().await.expect(404);
 }

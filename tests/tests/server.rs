@@ -19,6 +19,66 @@ both_backends!(
     decisions_still_queued_at_sigterm_are_written,
 );
 
+#[tokio::test]
+async fn a_sqlite_file_is_served_by_one_process() {
+    let mut s = TestServer::start(Backend::Sqlite).await;
+    let out = s
+        .cli(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-bootstrap",
+            "--database-url",
+            s.database_url(),
+            "--data-dir",
+            "second-data",
+        ])
+        .await;
+    assert!(!out.status.success(), "{}", describe_output(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("another warrant server is serving this SQLite file")
+            && stderr.contains("use PostgreSQL for several replicas"),
+        "{stderr}"
+    );
+    // The first serves on; the CLI's other commands still open the file beside it.
+    s.get(&s.owner_token, "/me").await.expect(200);
+    let out = s
+        .cli(&["keys", "rotate", "--database-url", s.database_url()])
+        .await;
+    assert!(out.status.success(), "{}", describe_output(&out));
+    // Once it has stopped, the file may be served again.
+    assert!(s.sigterm_and_wait(Duration::from_secs(10)).await.is_some());
+    let mut cmd = warrant_command();
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-bootstrap",
+        "--database-url",
+    ])
+    .arg(s.database_url())
+    .args(["--data-dir", "third-data"])
+    .current_dir(s.dir())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null())
+    .kill_on_drop(true);
+    let mut again = cmd.spawn().unwrap();
+    let stdout = again.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the server starts within 60 s")
+        .unwrap();
+    assert!(
+        first
+            .as_deref()
+            .is_some_and(|l| l.starts_with("warrant listening on")),
+        "{first:?}"
+    );
+    again.kill().await.unwrap();
+}
+
 async fn healthz_and_readyz_answer_200(backend: Backend) {
     let s = TestServer::start(backend).await;
     for path in ["/healthz", "/readyz"] {

@@ -61,6 +61,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         oauth_access_token_ttl: config.oauth_access_token_ttl,
         ..Settings::default()
     };
+    // Held until the server stops.
+    let _one_server = crate::store::claim_sqlite_file(&config.database.database_url)
+        .context("could not start the server")?;
     let warrant = Warrant::open(&config.database.database_url, &config.data_dir, settings)
         .await
         .with_context(|| {

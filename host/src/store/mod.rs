@@ -17,6 +17,7 @@ pub mod plugins;
 pub mod policies;
 pub mod principals;
 pub mod quotas;
+mod remembered;
 pub mod tokens;
 pub mod workspaces;
 
@@ -60,6 +61,9 @@ pub struct Store {
     inline: Option<Arc<inline::InlineReader>>,
     /// The decision log's own write connection, for a SQLite file.
     writer: Option<Arc<inline::InlineWriter>>,
+    /// The hot read remembered until the next commit, for a SQLite file
+    /// ([`remembered`]).
+    access_reads: Option<Arc<remembered::Remembered<workspaces::WithRoleAndFile>>>,
     /// PostgreSQL's URL, for the connection that listens for changes ([`changes`]).
     postgres_url: Option<Arc<str>>,
 }
@@ -96,6 +100,10 @@ impl Store {
             Backend::Sqlite => prepare_sqlite_url(url)?,
             Backend::Postgres => (url.to_string(), None),
         };
+        // Every pool connection to a SQLite file is watched for commits; the decision log's own
+        // connection is not (it writes nothing a remembered read holds).
+        let watch = file.as_ref().and_then(|_| remembered::CommitWatch::new());
+        let watch_sql: Option<Arc<str>> = watch.map(|w| Arc::from(w.sql()));
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
@@ -106,9 +114,13 @@ impl Store {
             // PostgreSQL connections can go stale across a restart: keep the test there.
             .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
+                let watch_sql = watch_sql.clone();
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         conn.execute(SQLITE_SETTINGS).await?;
+                    }
+                    if let Some(sql) = watch_sql {
+                        conn.execute(sqlx::AssertSqlSafe(&*sql)).await?;
                     }
                     Ok(())
                 })
@@ -123,6 +135,7 @@ impl Store {
             pool,
             backend,
             writer: file.clone().map(|f| Arc::new(inline::InlineWriter::new(f))),
+            access_reads: watch.map(|w| Arc::new(remembered::Remembered::new(w))),
             inline: file.map(|f| Arc::new(inline::InlineReader::new(f))),
             postgres_url,
         })
@@ -137,6 +150,13 @@ impl Store {
         map: impl FnOnce(&inline::InlineRow<'_>) -> Result<T, sqlx::Error>,
     ) -> Option<Result<Option<T>, sqlx::Error>> {
         self.inline.as_ref()?.query_row(sql, params, map)
+    }
+
+    /// The workspace/role/file reads remembered until the next commit, for a SQLite file.
+    pub(crate) fn access_reads(
+        &self,
+    ) -> Option<&remembered::Remembered<workspaces::WithRoleAndFile>> {
+        self.access_reads.as_deref()
     }
 
     /// Runs `work` in one transaction on the SQLite file's own write connection, off the async
@@ -172,6 +192,38 @@ impl Store {
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Makes this process the one server of a SQLite file until the returned lock is dropped; None
+/// for PostgreSQL and in-memory databases. A second server on the same file would neither see
+/// the first one's commits (it remembers reads until its own next commit, [`remembered`]) nor
+/// hear its revocations ([`changes`] is PostgreSQL's), so it is refused with a clear error.
+/// The CLI's other commands (tokens, keys) may still open the file beside the server.
+pub fn claim_sqlite_file(url: &str) -> crate::Result<Option<std::fs::File>> {
+    if !url.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    let Some(file) = prepare_sqlite_url(url)?.1 else {
+        return Ok(None);
+    };
+    // Beside the file, as SQLite's own -wal and -shm: a lock on the database file itself
+    // would be a second open handle to it, whose closing drops SQLite's own POSIX locks.
+    let mut lock_path = file.into_os_string();
+    lock_path.push("-serve.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(lock)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(crate::Error::Conflict(format!(
+            "another warrant server is serving this SQLite file (it holds {}); a SQLite file \
+             is served by one process — use PostgreSQL for several replicas",
+            std::path::Path::new(&lock_path).display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
     }
 }
 

@@ -85,16 +85,50 @@ static WITH_ROLE_AND_FILE: std::sync::LazyLock<String> = std::sync::LazyLock::ne
     )
 });
 
+/// A workspace, the caller's role in it and the file at a path, if any.
+pub type WithRoleAndFile = (Workspace, Option<Role>, Option<super::files::FileMeta>);
+
 /// [`get_with_role`] and the file at `path` in one query: what reading a file needs, for one
 /// round trip instead of two on the hot path. (The column names of both tables are distinct.)
-/// On SQLite it runs inline on the calling thread ([`super::inline`] says why).
-#[allow(clippy::type_complexity)]
+/// On a SQLite file it runs inline on the calling thread ([`super::inline`] says why), and
+/// what it read is remembered until this process next commits a write
+/// ([`super::remembered`]).
 pub async fn get_with_role_and_file(
     store: &Store,
     id: &WorkspaceId,
     principal: &PrincipalId,
     path: &str,
-) -> Result<Option<(Workspace, Option<Role>, Option<super::files::FileMeta>)>, sqlx::Error> {
+) -> Result<Option<WithRoleAndFile>, sqlx::Error> {
+    // Remembered until the next commit (`store::remembered`); keyed without ambiguity, since
+    // the workspace id and the path come from the request.
+    let reads = store.access_reads();
+    let key = format!(
+        "{}:{}{}:{}{}",
+        id.as_str().len(),
+        id.as_str(),
+        principal.as_str().len(),
+        principal.as_str(),
+        path
+    );
+    let now = super::now();
+    if let Some(read) = reads.and_then(|r| r.get(&key, now)) {
+        return Ok(Some(read));
+    }
+    let ticket = reads.and_then(|r| r.ticket());
+    let read = read_with_role_and_file(store, id, principal, path).await?;
+    if let (Some(reads), Some(ticket), Some(read)) = (reads, ticket, &read) {
+        reads.put(ticket, key, now, read.clone());
+    }
+    Ok(read)
+}
+
+/// [`get_with_role_and_file`] from the database.
+async fn read_with_role_and_file(
+    store: &Store,
+    id: &WorkspaceId,
+    principal: &PrincipalId,
+    path: &str,
+) -> Result<Option<WithRoleAndFile>, sqlx::Error> {
     let params = [
         ("$1", id.as_str()),
         ("$2", principal.as_str()),
@@ -114,10 +148,7 @@ pub async fn get_with_role_and_file(
 }
 
 /// A row of [`WITH_ROLE_AND_FILE`].
-#[allow(clippy::type_complexity)]
-fn with_role_and_file(
-    r: &impl Columns,
-) -> Result<(Workspace, Option<Role>, Option<super::files::FileMeta>), sqlx::Error> {
+fn with_role_and_file(r: &impl Columns) -> Result<WithRoleAndFile, sqlx::Error> {
     let role = optional_role(r)?;
     let file = match r.opt_text("path")? {
         Some(_) => Some(super::files::from_row(r)?),
