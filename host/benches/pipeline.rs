@@ -172,7 +172,11 @@ impl Scenario {
         ];
         let three: Arc<[AttachedPlugin]> = declared.clone().map(asked_always).into();
         let reused: Arc<[AttachedPlugin]> = declared.clone().map(|p| reusing(&runtime, p)).into();
-        let authz = Authz::new().unwrap().with_plugins(runtime);
+        // Cedar is evaluated for every decision here: the scenarios measure the evaluation.
+        let authz = Authz::new()
+            .unwrap()
+            .with_plugins(runtime)
+            .without_outcome_memo();
         let rbac = WorkspacePolicies {
             enforced: authz.cedar().base_compiled(),
             shadow: None,

@@ -99,6 +99,8 @@ struct PluginPlace<'a> {
 pub struct Authz {
     cedar: CedarEngine,
     plugins: Option<Arc<PluginRuntime>>,
+    /// Cedar's outcomes of this second, by request (see [`cedar::memo`]).
+    outcomes: Option<cedar::memo::OutcomeMemo>,
 }
 
 impl Authz {
@@ -108,7 +110,15 @@ impl Authz {
         Ok(Authz {
             cedar: CedarEngine::builtin()?,
             plugins: None,
+            outcomes: Some(cedar::memo::OutcomeMemo::default()),
         })
+    }
+
+    /// The same pipeline evaluating Cedar for every request, even one repeated within the
+    /// same second (the benchmarks measure the evaluation itself).
+    pub fn without_outcome_memo(mut self) -> Self {
+        self.outcomes = None;
+        self
     }
 
     /// The same pipeline, running attached plugins on `runtime`.
@@ -238,21 +248,42 @@ impl Authz {
             id: caller.principal.id.as_str(),
             groups: &caller.principal.groups,
         };
-        let query = match self.cedar.query(principal, action, resource, &context) {
-            Ok(q) => q,
-            Err(e) => {
-                let d = Decision::deny(
-                    Layer::Policy,
-                    format!("the request could not be evaluated, so it is refused: {e}"),
-                );
-                return Explanation {
-                    decision: d,
-                    context: None,
+        let enforced = policies.map_or(&base, |p| &p.enforced);
+        let shadow = policies.and_then(|p| p.shadow.as_deref());
+        // A what-if shows the context as evaluated: it is always evaluated.
+        let memo = self.outcomes.as_ref().filter(|_| !dry_run);
+        let memo_key = memo
+            .map(|_| cedar::memo::key(enforced, shadow, &principal, action, &resource, &context));
+        let second = cedar::memo::second_of(at);
+        let remembered = memo
+            .zip(memo_key.as_deref())
+            .and_then(|(memo, key)| memo.get(second, key));
+        let ((outcome, shadow_outcome), context_json) = match remembered {
+            Some(outcomes) => (outcomes, None),
+            None => {
+                let query = match self.cedar.query(principal, action, resource, &context) {
+                    Ok(q) => q,
+                    Err(e) => {
+                        let d = Decision::deny(
+                            Layer::Policy,
+                            format!("the request could not be evaluated, so it is refused: {e}"),
+                        );
+                        return Explanation {
+                            decision: d,
+                            context: None,
+                        };
+                    }
                 };
+                let outcomes = (
+                    self.cedar.authorize(enforced, action, &query),
+                    shadow.map(|s| self.cedar.authorize(s, action, &query)),
+                );
+                if let (Some(memo), Some(key)) = (memo, memo_key) {
+                    memo.put(second, key, outcomes.clone());
+                }
+                (outcomes, query.context_json)
             }
         };
-        let enforced = policies.map_or(&base, |p| &p.enforced);
-        let outcome = self.cedar.authorize(enforced, action, &query);
         let mut decision = if outcome.allowed {
             Decision::allow(outcome.policy_ids)
         } else {
@@ -276,8 +307,7 @@ impl Authz {
             d
         };
         decision.policy_version = enforced.version;
-        if let Some(shadow) = policies.and_then(|p| p.shadow.as_ref()) {
-            let s = self.cedar.authorize(shadow, action, &query);
+        if let (Some(shadow), Some(s)) = (shadow, shadow_outcome) {
             decision.shadow = Some(ShadowOutcome {
                 version: shadow.version,
                 allowed: s.allowed,
@@ -302,7 +332,7 @@ impl Authz {
         }
         Explanation {
             decision,
-            context: query.context_json,
+            context: context_json,
         }
     }
 
@@ -443,6 +473,46 @@ mod tests {
         let write = authz.decide(&c, Action::WriteFile, f.target(Role::Viewer, "a/b.txt"));
         assert!(!write.allowed);
         assert_eq!(write.layer, Some(Layer::Policy));
+    }
+
+    #[test]
+    fn a_remembered_outcome_is_the_one_cedar_gave_for_that_set() {
+        // The same request twice within a second: the second is given Cedar's outcome again;
+        // against another set (a tenant forbid pushed in between), it is evaluated afresh.
+        let authz = Authz::new().unwrap();
+        let open = Fixture::new(&authz, None);
+        let closed = Fixture::new(
+            &authz,
+            Some(r#"@id("no-agents") forbid (principal is Agent, action, resource);"#),
+        );
+        let c = caller(&["files:read"], None);
+        let at = SystemTime::now();
+        let decide = |f: &Fixture| {
+            authz
+                .run(
+                    &c,
+                    Action::ReadFile,
+                    f.target(Role::Viewer, "a/b.txt"),
+                    at,
+                    false,
+                )
+                .decision
+        };
+        for _ in 0..2 {
+            let d = decide(&open);
+            assert!(d.allowed, "{d:?}");
+            assert_eq!(d.policy_ids, vec!["base/viewer-reads"]);
+            let d = decide(&closed);
+            assert!(!d.allowed, "{d:?}");
+            assert_eq!(d.policy_ids, vec!["no-agents"]);
+        }
+        let remembered = authz.outcomes.as_ref().unwrap();
+        let second = cedar::memo::second_of(at);
+        assert_eq!(
+            remembered.inner_len_for_tests(second),
+            2,
+            "one outcome per set"
+        );
     }
 
     #[test]

@@ -51,6 +51,9 @@ impl CompiledPolicy {
 pub struct CompiledSet {
     /// The tenant version compiled in (None: base policies only).
     pub version: Option<i64>,
+    /// Tells this set apart from every other one made in the process (versions repeat across
+    /// workspaces), for [`super::memo`].
+    pub(super) instance: u64,
     by_action: HashMap<Action, Vec<Arc<CompiledPolicy>>>,
     /// How many tenant policies it holds.
     pub tenant_policies: usize,
@@ -99,8 +102,10 @@ impl CompiledSet {
                 }
             }
         }
+        static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         CompiledSet {
             version,
+            instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             by_action,
             tenant_policies: tenant.map_or(0, |t| t.policies().count()),
         }

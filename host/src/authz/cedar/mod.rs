@@ -8,6 +8,7 @@
 //! which together were half of a decision's cost (see [`compiled`]).
 
 mod compiled;
+pub mod memo;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;

@@ -1,0 +1,390 @@
+//! Cedar's outcomes, remembered by everything they are computed from.
+//!
+//! An outcome is a function of the policy set and the request: the principal (kind, id,
+//! groups), the action, the resource (org, workspace, path) and the context (role, scopes,
+//! credential kind, principal kind, transport, client address, the time to the second, size,
+//! tags) — the entities Cedar sees are built from those alone (the entity cache's key says the
+//! same). A request equal in all of them is given the same outcome again without building the
+//! request or evaluating it: a client repeating a request within the same second (polling, a
+//! busy agent, retries) costs a lookup. Nothing needs invalidating: a pushed or edited policy
+//! set is a new set with a new [`CompiledSet`] instance number, part of the key, and the memo
+//! keeps one second's outcomes (the time is part of the request), so a new second starts it
+//! afresh. Decisions are still made, logged and explained as before — only Cedar's evaluation
+//! is skipped. What-if requests (which show the context as evaluated) are not remembered.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::RwLock;
+use std::time::SystemTime;
+
+use super::{CedarContext, CedarOutcome, CedarPrincipal, CedarResource, CompiledSet};
+use crate::authz::Action;
+
+/// The enforced set's outcome and, in shadow mode, the candidate's.
+pub type Outcomes = (CedarOutcome, Option<CedarOutcome>);
+
+/// The most outcomes kept for one second; past it the memo starts over.
+const CAPACITY: usize = 16_384;
+
+/// One second's outcomes by request.
+#[derive(Default)]
+pub struct OutcomeMemo {
+    inner: RwLock<Second>,
+}
+
+#[derive(Default)]
+struct Second {
+    second: u64,
+    outcomes: HashMap<String, Outcomes>,
+}
+
+/// The second of `at`, the time's granularity in the context.
+pub fn second_of(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl OutcomeMemo {
+    /// The outcomes of a request made in `second` with `key`, if one was evaluated.
+    pub fn get(&self, second: u64, key: &str) -> Option<Outcomes> {
+        let inner = self.inner.read().ok()?;
+        if inner.second != second {
+            return None;
+        }
+        inner.outcomes.get(key).cloned()
+    }
+
+    /// Remembers the outcomes of a request made in `second` (not of an earlier second).
+    pub fn put(&self, second: u64, key: String, outcomes: Outcomes) {
+        let Ok(mut inner) = self.inner.write() else {
+            return;
+        };
+        if second < inner.second {
+            return;
+        }
+        if second > inner.second || inner.outcomes.len() >= CAPACITY {
+            inner.outcomes.clear();
+            inner.second = second;
+        }
+        inner.outcomes.insert(key, outcomes);
+    }
+
+    /// How many outcomes of `second` are kept.
+    #[cfg(test)]
+    pub fn inner_len_for_tests(&self, second: u64) -> usize {
+        self.inner.read().map_or(0, |i| {
+            if i.second == second {
+                i.outcomes.len()
+            } else {
+                0
+            }
+        })
+    }
+}
+
+/// Everything an outcome is computed from but the second, each field written with its length
+/// (or count) first, so no two different requests share a key.
+pub fn key(
+    enforced: &CompiledSet,
+    shadow: Option<&CompiledSet>,
+    principal: &CedarPrincipal<'_>,
+    action: Action,
+    resource: &CedarResource<'_>,
+    ctx: &CedarContext<'_>,
+) -> String {
+    let mut k = String::with_capacity(192);
+    let field = |k: &mut String, s: &str| {
+        let _ = write!(k, "{}:{s}", s.len());
+    };
+    let _ = write!(k, "{}/", enforced.instance);
+    match shadow {
+        Some(s) => {
+            let _ = write!(k, "{}/", s.instance);
+        }
+        None => k.push_str("-/"),
+    }
+    field(&mut k, principal.kind.as_str());
+    field(&mut k, principal.id);
+    let _ = write!(k, "{}g", principal.groups.len());
+    for g in principal.groups {
+        field(&mut k, g);
+    }
+    field(&mut k, action.cedar_id());
+    match resource {
+        CedarResource::Org { org } => {
+            k.push('o');
+            field(&mut k, org);
+        }
+        CedarResource::Workspace {
+            org,
+            workspace,
+            path,
+        } => {
+            k.push('w');
+            field(&mut k, org);
+            field(&mut k, workspace);
+            match path {
+                Some(p) => {
+                    k.push('p');
+                    field(&mut k, p);
+                }
+                None => k.push('n'),
+            }
+        }
+    }
+    field(&mut k, ctx.role);
+    let _ = write!(k, "{}s", ctx.scopes.len());
+    for s in &ctx.scopes {
+        field(&mut k, s);
+    }
+    field(&mut k, ctx.token_kind);
+    field(&mut k, ctx.principal_kind);
+    field(&mut k, ctx.transport);
+    match ctx.client_ip {
+        Some(ip) => {
+            let _ = write!(k, "i{ip}/");
+        }
+        None => k.push_str("-/"),
+    }
+    match ctx.size {
+        Some(size) => {
+            let _ = write!(k, "z{size}/");
+        }
+        None => k.push_str("-/"),
+    }
+    let _ = write!(k, "{}t", ctx.tags.len());
+    for t in ctx.tags {
+        field(&mut k, t);
+    }
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::PrincipalKind;
+
+    fn outcome(allowed: bool) -> Outcomes {
+        (
+            CedarOutcome {
+                allowed,
+                policy_ids: vec!["p".into()],
+                errors: vec![],
+            },
+            None,
+        )
+    }
+
+    #[test]
+    fn outcomes_are_kept_for_their_second_only() {
+        let memo = OutcomeMemo::default();
+        memo.put(10, "k".into(), outcome(true));
+        assert!(memo.get(10, "k").is_some_and(|o| o.0.allowed));
+        assert!(
+            memo.get(11, "k").is_none(),
+            "another second is another request"
+        );
+        memo.put(11, "k".into(), outcome(false));
+        assert!(memo.get(11, "k").is_some_and(|o| !o.0.allowed));
+        // A slow request of an earlier second does not bring that second back.
+        memo.put(10, "j".into(), outcome(true));
+        assert!(memo.get(10, "j").is_none() && memo.get(11, "k").is_some());
+    }
+
+    #[test]
+    fn every_part_of_the_request_is_in_the_key() {
+        let engine = super::super::CedarEngine::builtin().unwrap();
+        let base = engine.base_compiled();
+        let other_set = engine.compile_tenant("", 1, false).unwrap();
+        let groups = vec!["a".to_string()];
+        let more_groups = vec!["a".to_string(), "b".to_string()];
+        let tags = vec!["secret".to_string()];
+        let principal = CedarPrincipal {
+            kind: PrincipalKind::Agent,
+            id: "agt_1",
+            groups: &groups,
+        };
+        let resource = CedarResource::Workspace {
+            org: "org_1",
+            workspace: "ws_1",
+            path: Some("a/b.txt"),
+        };
+        let ctx = CedarContext {
+            role: "viewer",
+            scopes: vec!["files:read"],
+            token_kind: "pat",
+            principal_kind: "agent",
+            transport: "rest",
+            client_ip: Some("127.0.0.1".parse().unwrap()),
+            time: SystemTime::UNIX_EPOCH,
+            size: None,
+            tags: &[],
+            explain: false,
+        };
+        let action = Action::ReadFile;
+        let k = |set: &CompiledSet,
+                 shadow: Option<&CompiledSet>,
+                 p: &CedarPrincipal<'_>,
+                 a: Action,
+                 r: &CedarResource<'_>,
+                 c: &CedarContext<'_>| key(set, shadow, p, a, r, c);
+        let original = k(&base, None, &principal, action, &resource, &ctx);
+        assert_eq!(
+            original,
+            k(&base, None, &principal, action, &resource, &ctx)
+        );
+        let mut variants = vec![
+            k(&other_set, None, &principal, action, &resource, &ctx),
+            k(&base, Some(&base), &principal, action, &resource, &ctx),
+            k(
+                &base,
+                None,
+                &CedarPrincipal {
+                    kind: PrincipalKind::User,
+                    ..principal
+                },
+                action,
+                &resource,
+                &ctx,
+            ),
+            k(
+                &base,
+                None,
+                &CedarPrincipal {
+                    id: "agt_2",
+                    ..principal
+                },
+                action,
+                &resource,
+                &ctx,
+            ),
+            k(
+                &base,
+                None,
+                &CedarPrincipal {
+                    groups: &more_groups,
+                    ..principal
+                },
+                action,
+                &resource,
+                &ctx,
+            ),
+            k(&base, None, &principal, Action::WriteFile, &resource, &ctx),
+            k(
+                &base,
+                None,
+                &principal,
+                action,
+                &CedarResource::Org { org: "org_1" },
+                &ctx,
+            ),
+            k(
+                &base,
+                None,
+                &principal,
+                action,
+                &CedarResource::Workspace {
+                    org: "org_1",
+                    workspace: "ws_1",
+                    path: None,
+                },
+                &ctx,
+            ),
+            k(
+                &base,
+                None,
+                &principal,
+                action,
+                &CedarResource::Workspace {
+                    org: "org_1",
+                    workspace: "ws_1",
+                    path: Some("a/c.txt"),
+                },
+                &ctx,
+            ),
+            k(
+                &base,
+                None,
+                &principal,
+                action,
+                &CedarResource::Workspace {
+                    org: "org_2",
+                    workspace: "ws_1",
+                    path: Some("a/b.txt"),
+                },
+                &ctx,
+            ),
+            k(
+                &base,
+                None,
+                &principal,
+                action,
+                &CedarResource::Workspace {
+                    org: "org_1",
+                    workspace: "ws_2",
+                    path: Some("a/b.txt"),
+                },
+                &ctx,
+            ),
+        ];
+        let contexts = [
+            CedarContext {
+                role: "editor",
+                ..ctx.clone()
+            },
+            CedarContext {
+                scopes: vec!["files:read", "files:write"],
+                ..ctx.clone()
+            },
+            CedarContext {
+                token_kind: "oauth",
+                ..ctx.clone()
+            },
+            CedarContext {
+                principal_kind: "user",
+                ..ctx.clone()
+            },
+            CedarContext {
+                transport: "mcp",
+                ..ctx.clone()
+            },
+            CedarContext {
+                client_ip: None,
+                ..ctx.clone()
+            },
+            CedarContext {
+                client_ip: Some("::ffff:127.0.0.1".parse().unwrap()),
+                ..ctx.clone()
+            },
+            CedarContext {
+                size: Some(1),
+                ..ctx.clone()
+            },
+            CedarContext {
+                tags: &tags,
+                ..ctx.clone()
+            },
+        ];
+        for c in &contexts {
+            variants.push(k(&base, None, &principal, action, &resource, c));
+        }
+        // Fields that could run into each other: a group name holding what follows it.
+        let tricky = vec!["a1:b".to_string()];
+        variants.push(k(
+            &base,
+            None,
+            &CedarPrincipal {
+                groups: &tricky,
+                ..principal
+            },
+            action,
+            &resource,
+            &ctx,
+        ));
+        let mut seen = std::collections::HashSet::new();
+        assert!(seen.insert(original.clone()));
+        for v in variants {
+            assert!(seen.insert(v.clone()), "two requests share the key {v}");
+        }
+    }
+}
