@@ -222,110 +222,42 @@ mod tests {
             explain: false,
         };
         let action = Action::ReadFile;
-        let k = |set: &CompiledSet,
-                 shadow: Option<&CompiledSet>,
-                 p: &CedarPrincipal<'_>,
-                 a: Action,
-                 r: &CedarResource<'_>,
-                 c: &CedarContext<'_>| key(set, shadow, p, a, r, c);
-        let original = k(&base, None, &principal, action, &resource, &ctx);
+        let original = key(&base, None, &principal, action, &resource, &ctx);
         assert_eq!(
             original,
-            k(&base, None, &principal, action, &resource, &ctx)
+            key(&base, None, &principal, action, &resource, &ctx)
         );
-        let mut variants = vec![
-            k(&other_set, None, &principal, action, &resource, &ctx),
-            k(&base, Some(&base), &principal, action, &resource, &ctx),
-            k(
-                &base,
-                None,
-                &CedarPrincipal {
-                    kind: PrincipalKind::User,
-                    ..principal
-                },
-                action,
-                &resource,
-                &ctx,
-            ),
-            k(
-                &base,
-                None,
-                &CedarPrincipal {
-                    id: "agt_2",
-                    ..principal
-                },
-                action,
-                &resource,
-                &ctx,
-            ),
-            k(
-                &base,
-                None,
-                &CedarPrincipal {
-                    groups: &more_groups,
-                    ..principal
-                },
-                action,
-                &resource,
-                &ctx,
-            ),
-            k(&base, None, &principal, Action::WriteFile, &resource, &ctx),
-            k(
-                &base,
-                None,
-                &principal,
-                action,
-                &CedarResource::Org { org: "org_1" },
-                &ctx,
-            ),
-            k(
-                &base,
-                None,
-                &principal,
-                action,
-                &CedarResource::Workspace {
-                    org: "org_1",
-                    workspace: "ws_1",
-                    path: None,
-                },
-                &ctx,
-            ),
-            k(
-                &base,
-                None,
-                &principal,
-                action,
-                &CedarResource::Workspace {
-                    org: "org_1",
-                    workspace: "ws_1",
-                    path: Some("a/c.txt"),
-                },
-                &ctx,
-            ),
-            k(
-                &base,
-                None,
-                &principal,
-                action,
-                &CedarResource::Workspace {
-                    org: "org_2",
-                    workspace: "ws_1",
-                    path: Some("a/b.txt"),
-                },
-                &ctx,
-            ),
-            k(
-                &base,
-                None,
-                &principal,
-                action,
-                &CedarResource::Workspace {
-                    org: "org_1",
-                    workspace: "ws_2",
-                    path: Some("a/b.txt"),
-                },
-                &ctx,
-            ),
+        // A field that could run into the next: a group name holding what follows it.
+        let tricky = vec!["a1:b".to_string()];
+        let principals = [
+            CedarPrincipal {
+                kind: PrincipalKind::User,
+                ..principal
+            },
+            CedarPrincipal {
+                id: "agt_2",
+                ..principal
+            },
+            CedarPrincipal {
+                groups: &more_groups,
+                ..principal
+            },
+            CedarPrincipal {
+                groups: &tricky,
+                ..principal
+            },
+        ];
+        let workspace = |org, workspace, path| CedarResource::Workspace {
+            org,
+            workspace,
+            path,
+        };
+        let resources = [
+            CedarResource::Org { org: "org_1" },
+            workspace("org_1", "ws_1", None),
+            workspace("org_1", "ws_1", Some("a/c.txt")),
+            workspace("org_2", "ws_1", Some("a/b.txt")),
+            workspace("org_1", "ws_2", Some("a/b.txt")),
         ];
         let contexts = [
             CedarContext {
@@ -365,22 +297,27 @@ mod tests {
                 ..ctx.clone()
             },
         ];
-        for c in &contexts {
-            variants.push(k(&base, None, &principal, action, &resource, c));
-        }
-        // Fields that could run into each other: a group name holding what follows it.
-        let tricky = vec!["a1:b".to_string()];
-        variants.push(k(
-            &base,
-            None,
-            &CedarPrincipal {
-                groups: &tricky,
-                ..principal
-            },
-            action,
-            &resource,
-            &ctx,
-        ));
+        let variants = [
+            key(&other_set, None, &principal, action, &resource, &ctx),
+            key(&base, Some(&base), &principal, action, &resource, &ctx),
+            key(&base, None, &principal, Action::WriteFile, &resource, &ctx),
+        ]
+        .into_iter()
+        .chain(
+            principals
+                .iter()
+                .map(|p| key(&base, None, p, action, &resource, &ctx)),
+        )
+        .chain(
+            resources
+                .iter()
+                .map(|r| key(&base, None, &principal, action, r, &ctx)),
+        )
+        .chain(
+            contexts
+                .iter()
+                .map(|c| key(&base, None, &principal, action, &resource, c)),
+        );
         let mut seen = std::collections::HashSet::new();
         assert!(seen.insert(original.clone()));
         for v in variants {
