@@ -20,8 +20,9 @@
 //! not moved since ([`Ticket`]); a remembered read is given only while the generation is the
 //! one it was read at. So a read is never given after a commit that began after it, and a read
 //! that may have begun beside a commit not yet visible is not remembered. A commit whose end
-//! SQLite does not report (a statement reset before it finished) leaves the commit in flight:
-//! nothing is remembered until that connection's next commit ends — slower, never stale.
+//! SQLite does not report (one that wrote nothing, or whose statement was reset before it
+//! finished) stays in flight until the next commit on the file begins — nothing is remembered
+//! meanwhile: slower, never stale.
 //!
 //! The hooks can only be hung from C on a connection's handle, which sqlx's `Any` driver does
 //! not hand out: the first [`CommitWatch`] registers an SQL function on every SQLite
@@ -58,10 +59,9 @@ pub(crate) struct CommitWatch {
     id: usize,
     /// Moves at the start and at the end of every watched commit.
     generation: AtomicU64,
-    /// Watched commits begun and not known to have ended.
-    in_flight: AtomicUsize,
-    /// The connections (their [`Hooked`] addresses) whose commit is in flight.
-    committing: Mutex<Vec<usize>>,
+    /// The connection (its [`Hooked`] address) whose commit is in flight; 0 for none. One at
+    /// most: a commit holds the database's write lock.
+    committing: AtomicUsize,
 }
 
 /// Every watch made in this process, by id. A watch lives as long as the process: a few
@@ -84,8 +84,7 @@ impl CommitWatch {
         let watch: &'static CommitWatch = Box::leak(Box::new(CommitWatch {
             id: watches.len(),
             generation: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            committing: Mutex::new(Vec::new()),
+            committing: AtomicUsize::new(0),
         }));
         watches.push(watch);
         Some(watch)
@@ -97,31 +96,20 @@ impl CommitWatch {
         format!("SELECT warrant_watch_commits({})", self.id)
     }
 
+    /// A commit of `conn` begins. It holds the database's write lock (Warrant writes no
+    /// temporary tables, the one write that does not take it), so a commit that began before
+    /// is over, whether SQLite reported its end or not (one that wrote nothing, or whose
+    /// statement was reset unfinished).
     fn commit_begins(&self, conn: usize) {
-        if let Ok(mut committing) = self.committing.lock() {
-            // Already there: its last commit ended unreported, and this one is in flight now.
-            if !committing.contains(&conn) {
-                committing.push(conn);
-                self.in_flight.fetch_add(1, SeqCst);
-            }
-        } else {
-            // Without the list the end cannot be matched: in flight for good (nothing is
-            // remembered from now on; slower, never stale).
-            self.in_flight.fetch_add(1, SeqCst);
-        }
+        self.committing.store(conn, SeqCst);
         self.generation.fetch_add(1, SeqCst);
     }
 
-    /// The commit of `conn` (if one was in flight) is over. The generation moves before it
-    /// stops counting, so whoever sees it ended sees the new generation.
+    /// The commit of `conn` (if it is the one in flight) is over. The generation moves before
+    /// it stops counting, so whoever sees it ended sees the new generation.
     fn commit_over(&self, conn: usize) {
         self.generation.fetch_add(1, SeqCst);
-        if let Ok(mut committing) = self.committing.lock()
-            && let Some(i) = committing.iter().position(|c| *c == conn)
-        {
-            committing.swap_remove(i);
-            self.in_flight.fetch_sub(1, SeqCst);
-        }
+        let _ = self.committing.compare_exchange(conn, 0, SeqCst, SeqCst);
     }
 }
 
@@ -279,7 +267,7 @@ impl<V: Clone> Remembered<V> {
     /// Taken before a read; None while a commit is in flight (a read now might not see it).
     pub(crate) fn ticket(&self) -> Option<Ticket> {
         let generation = self.watch.generation.load(SeqCst);
-        (self.watch.in_flight.load(SeqCst) == 0).then_some(Ticket(generation))
+        (self.watch.committing.load(SeqCst) == 0).then_some(Ticket(generation))
     }
 
     /// What was read under `key` if nothing has committed since, and not too long ago.
@@ -410,6 +398,25 @@ mod tests {
         // That connection's next commit that ends ends it.
         writer.execute("UPDATE t SET v = 3", []).unwrap();
         assert!(remembered.ticket().is_some());
+    }
+
+    #[test]
+    fn a_commit_that_changed_nothing_does_not_keep_reads_from_being_remembered() {
+        let (path, watch) = database();
+        let writer = watched(&path, watch);
+        let remembered = Remembered::<i64>::new(watch);
+        writer
+            .execute("DELETE FROM t WHERE k = 'none'", [])
+            .unwrap();
+        let stuck = remembered.ticket().is_none();
+        // Whatever SQLite reported, the next commit of another connection ends it: that one
+        // held the database's write lock, so every commit before it is over.
+        let other = watched(&path, watch);
+        other.execute("INSERT INTO t VALUES ('z', 1)", []).unwrap();
+        assert!(
+            remembered.ticket().is_some(),
+            "stuck after the empty commit: {stuck}"
+        );
     }
 
     #[test]
