@@ -86,6 +86,16 @@ pub struct Explanation {
     pub context: Option<serde_json::Value>,
 }
 
+impl Explanation {
+    /// A decision made before Cedar saw a context to show.
+    fn before_cedar(decision: Decision) -> Self {
+        Explanation {
+            decision,
+            context: None,
+        }
+    }
+}
+
 /// Where and when the plugin stage runs.
 struct PluginPlace<'a> {
     workspace: &'a WorkspaceId,
@@ -185,10 +195,7 @@ impl Authz {
                 format!("the credential lacks the scope `{needed}`"),
             );
             d.required_scope = Some(needed.as_str());
-            return Explanation {
-                decision: d,
-                context: None,
-            };
+            return Explanation::before_cedar(d);
         }
         let empty = ResourceFacts::default();
         let base = self.cedar.base_compiled();
@@ -209,14 +216,10 @@ impl Authz {
                 facts,
             } => {
                 if !caller.grant.covers_workspace(workspace) {
-                    let d = Decision::deny(
+                    return Explanation::before_cedar(Decision::deny(
                         Layer::Workspace,
                         format!("the credential is not valid for workspace {workspace}"),
-                    );
-                    return Explanation {
-                        decision: d,
-                        context: None,
-                    };
+                    ));
                 }
                 place = Some((workspace, path));
                 (
@@ -264,14 +267,10 @@ impl Authz {
                 let query = match self.cedar.query(principal, action, resource, &context) {
                     Ok(q) => q,
                     Err(e) => {
-                        let d = Decision::deny(
+                        return Explanation::before_cedar(Decision::deny(
                             Layer::Policy,
                             format!("the request could not be evaluated, so it is refused: {e}"),
-                        );
-                        return Explanation {
-                            decision: d,
-                            context: None,
-                        };
+                        ));
                     }
                 };
                 let outcomes = (
