@@ -254,13 +254,13 @@ impl Authz {
         let enforced = policies.map_or(&base, |p| &p.enforced);
         let shadow = policies.and_then(|p| p.shadow.as_deref());
         // A what-if shows the context as evaluated: it is always evaluated.
-        let memo = self.outcomes.as_ref().filter(|_| !dry_run);
-        let memo_key = memo
-            .map(|_| cedar::memo::key(enforced, shadow, &principal, action, &resource, &context));
-        let second = cedar::memo::second_of(at);
+        let memo = self.outcomes.as_ref().filter(|_| !dry_run).map(|memo| {
+            let key = cedar::memo::key(enforced, shadow, &principal, action, &resource, &context);
+            (memo, cedar::memo::second_of(at), key)
+        });
         let remembered = memo
-            .zip(memo_key.as_deref())
-            .and_then(|(memo, key)| memo.get(second, key));
+            .as_ref()
+            .and_then(|(memo, second, key)| memo.get(*second, key));
         let ((outcome, shadow_outcome), context_json) = match remembered {
             Some(outcomes) => (outcomes, None),
             None => {
@@ -277,7 +277,7 @@ impl Authz {
                     self.cedar.authorize(enforced, action, &query),
                     shadow.map(|s| self.cedar.authorize(s, action, &query)),
                 );
-                if let (Some(memo), Some(key)) = (memo, memo_key) {
+                if let Some((memo, second, key)) = memo {
                     memo.put(second, key, outcomes.clone());
                 }
                 (outcomes, query.context_json)

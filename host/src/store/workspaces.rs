@@ -99,9 +99,11 @@ pub async fn get_with_role_and_file(
     principal: &PrincipalId,
     path: &str,
 ) -> Result<Option<WithRoleAndFile>, sqlx::Error> {
+    let Some(reads) = store.access_reads() else {
+        return read_with_role_and_file(store, id, principal, path).await;
+    };
     // Remembered until the next commit (`store::remembered`); keyed without ambiguity, since
     // the workspace id and the path come from the request.
-    let reads = store.access_reads();
     let key = format!(
         "{}:{}{}:{}{}",
         id.as_str().len(),
@@ -111,12 +113,12 @@ pub async fn get_with_role_and_file(
         path
     );
     let now = super::now();
-    if let Some(read) = reads.and_then(|r| r.get(&key, now)) {
+    if let Some(read) = reads.get(&key, now) {
         return Ok(Some(read));
     }
-    let ticket = reads.and_then(|r| r.ticket());
+    let ticket = reads.ticket();
     let read = read_with_role_and_file(store, id, principal, path).await?;
-    if let (Some(reads), Some(ticket), Some(read)) = (reads, ticket, &read) {
+    if let (Some(ticket), Some(read)) = (ticket, &read) {
         reads.put(ticket, key, now, read.clone());
     }
     Ok(read)
