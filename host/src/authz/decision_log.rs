@@ -140,8 +140,8 @@ async fn write_loop(
 }
 
 /// Writes a batch in one transaction: on a SQLite file through the log's own connection
-/// (`store::inline`), elsewhere through the pool.
-async fn write_batch(store: &Store, batch: Vec<DecisionRecord>) -> Result<(), sqlx::Error> {
+/// (`store::inline`), elsewhere through the pool. Public for the decision-log bench.
+pub async fn write_batch(store: &Store, batch: Vec<DecisionRecord>) -> Result<(), sqlx::Error> {
     let batch = Arc::new(batch);
     let rows = batch.clone();
     if let Some(outcome) = store
