@@ -348,16 +348,26 @@ pub async fn shadow_counts<'c>(
     Ok((evaluated, groups))
 }
 
-/// Deletes decisions older than `before_ms`; returns how many.
+/// Deletes decisions older than `before_ms`; returns how many. The rows are found through the
+/// primary key: ids are time-ordered (see [`id_bound`]), so no index on the time is written
+/// with every row only for this hourly purge. The time is checked as well, so an id made
+/// while the clock stood elsewhere is never deleted early.
 pub async fn purge_older_than<'c>(
     db: impl AnyExecutor<'c>,
     before_ms: i64,
 ) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM decision_log WHERE at_ms < $1")
+    let done = sqlx::query("DELETE FROM decision_log WHERE id < $1 AND at_ms < $2")
+        .bind(id_bound(before_ms))
         .bind(before_ms)
         .execute(db)
         .await?;
     Ok(done.rows_affected())
+}
+
+/// Every decision id made before `ms` sorts below this text, every later one above: an id is
+/// `dec_` and a UUIDv7 as 32 lower-case hex digits, whose first 12 are its Unix milliseconds.
+fn id_bound(ms: i64) -> String {
+    format!("dec_{:012x}", ms.clamp(0, (1 << 48) - 1))
 }
 
 #[cfg(test)]
@@ -452,5 +462,55 @@ mod tests {
             .unwrap();
         assert_logged(&store, &rows).await;
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A decision made at `id_ms` by its id and logged at `at_ms` by its clock.
+    fn made_at(id_ms: u64, at_ms: i64) -> DecisionRecord {
+        let ts = uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            id_ms / 1000,
+            (id_ms % 1000) as u32 * 1_000_000,
+        );
+        DecisionRecord {
+            id: format!("dec_{}", uuid::Uuid::new_v7(ts).simple()),
+            at_ms,
+            ..record(0)
+        }
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_what_is_older_and_only_that() {
+        let (store, _dir) = fresh_store().await;
+        let day: i64 = 86_400_000;
+        let now = crate::store::now_ms();
+        let cutoff = now - 30 * day;
+        let old = |ms: i64| made_at(ms as u64, ms);
+        let rows = vec![
+            old(cutoff - 400 * day),
+            old(cutoff - 1),
+            // Made just at the cutoff: not older.
+            old(cutoff),
+            old(cutoff + 1),
+            // Its id says old, its clock does not: kept.
+            made_at((cutoff - day) as u64, cutoff + day),
+            DecisionRecord {
+                id: crate::identity::new_ordered_id("dec"),
+                at_ms: now,
+                ..record(1)
+            },
+        ];
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut tx = store.pool().begin().await.unwrap();
+        insert_all(&mut tx, store.backend(), &rows).await.unwrap();
+        tx.commit().await.unwrap();
+
+        assert_eq!(purge_older_than(store.pool(), cutoff).await.unwrap(), 2);
+        let left: Vec<String> = sqlx::query_scalar("SELECT id FROM decision_log ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        let mut kept = ids[2..].to_vec();
+        kept.sort();
+        assert_eq!(left, kept);
     }
 }
