@@ -158,7 +158,7 @@ pub async fn what_if(
 }
 
 /// The decision log of a workspace, newest first. Decisions are written off the request path,
-/// in batches gathered for 20 ms, so the newest may take a moment to appear.
+/// in batches gathered for 100 ms, so the newest may take a moment to appear.
 #[utoipa::path(get, path = "/api/v1/workspaces/{ws}/decisions", tag = "policies", security(("bearer" = [])),
     params(("ws" = String, Path, description = "workspace id"), DecisionQuery),
     responses((status = 200, description = "a page of decisions", body = DecisionPage)))]
