@@ -16,7 +16,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use axum::Router;
 use axum::http::HeaderValue;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
@@ -167,9 +167,21 @@ pub fn router(state: &AppState) -> Router<AppState> {
         // Stateless (2026-07-28) replies that are one message go out as plain JSON.
         .with_json_response(true)
         .with_cancellation_token(SHUTDOWN.child_token());
-    let service = StreamableHttpService::new(move || Ok(handler.clone()), session_manager, config);
+    // Shared, not cloned per request: as a route's service it would be cloned for every
+    // request, and again by its own `call`, each time copying its configuration (the allowed
+    // hosts and origins, a handful of allocations); `handle` needs only a reference.
+    let service = Arc::new(StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        session_manager,
+        config,
+    ));
     let guarded = Router::new()
-        .route_service("/mcp", service)
+        .route(
+            "/mcp",
+            any(move |req: axum::extract::Request| async move {
+                service.handle(req).await.map(axum::body::Body::new)
+            }),
+        )
         .layer(middleware::from_fn(coalesce::replies))
         .route("/sse", get(legacy_sse::open))
         .route("/messages", post(legacy_sse::message))
