@@ -480,7 +480,46 @@ mod tests {
 
     #[tokio::test]
     async fn retention_deletes_what_is_older_and_only_that() {
-        let (store, _dir) = fresh_store().await;
+        let (store, dir) = fresh_store().await;
+        retention_deletes_older(&store).await;
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The same on PostgreSQL (the purge compares ids as text, under the database's collation),
+    /// on a fresh database of the server the end-to-end tests use.
+    #[tokio::test]
+    async fn retention_deletes_what_is_older_and_only_that_on_postgresql() {
+        use sqlx::Connection;
+        if std::env::var("WARRANT_E2E_SKIP_POSTGRES").is_ok_and(|v| !v.is_empty() && v != "0") {
+            return;
+        }
+        let admin = std::env::var("WARRANT_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        // Named as the end-to-end harness names its databases, so its sweep removes a leftover.
+        let name = format!(
+            "warrant_e2e_{}_{}",
+            crate::store::now_ms() / 1000,
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&name);
+        let store = Store::open(url.as_str()).await.unwrap();
+        retention_deletes_older(&store).await;
+        store.pool().close().await;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP DATABASE \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+
+    async fn retention_deletes_older(store: &Store) {
         let day: i64 = 86_400_000;
         let now = crate::store::now_ms();
         let cutoff = now - 30 * day;
@@ -505,10 +544,11 @@ mod tests {
         tx.commit().await.unwrap();
 
         assert_eq!(purge_older_than(store.pool(), cutoff).await.unwrap(), 2);
-        let left: Vec<String> = sqlx::query_scalar("SELECT id FROM decision_log ORDER BY id")
+        let mut left: Vec<String> = sqlx::query_scalar("SELECT id FROM decision_log")
             .fetch_all(store.pool())
             .await
             .unwrap();
+        left.sort();
         let mut kept = ids[2..].to_vec();
         kept.sort();
         assert_eq!(left, kept);
