@@ -18,7 +18,7 @@ use criterion::{Criterion, Throughput, criterion_group};
 use warrant::authz::decision_log::write_batch;
 use warrant::identity::new_ordered_id;
 use warrant::store::Store;
-use warrant::store::decisions::DecisionRecord;
+use warrant::store::decisions::{self, DecisionRecord};
 
 /// The allocator the server runs with (`host/src/main.rs`).
 #[global_allocator]
@@ -34,7 +34,7 @@ const PLUGINS: &str = r#"[{"plugin_id":"plg_0194f1b2c3d4e5f6a7b8c9d0e1f2a3b4","n
 /// A decision as the load benchmark's PAT read logs it, in workspace `i % WORKSPACES`.
 fn record(i: usize) -> DecisionRecord {
     DecisionRecord {
-        id: new_ordered_id("dec"),
+        id: new_ordered_id(decisions::ID_PREFIX),
         at_ms: warrant::store::now_ms(),
         workspace_id: Some(format!(
             "ws_0194f1b2c3d4e5f6a7b8c9d0e1f2{:04x}",

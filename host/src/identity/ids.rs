@@ -15,6 +15,13 @@ pub fn new_ordered_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// Where Unix millisecond `ms` begins among the ids [`new_ordered_id`] makes for `prefix`: every
+/// one made earlier sorts below this text, every one made then or later above (a UUIDv7's first
+/// 12 hex digits are its milliseconds), so a range of such ids is a range of time.
+pub fn ordered_id_floor(prefix: &str, ms: i64) -> String {
+    format!("{prefix}_{:012x}", ms.clamp(0, (1 << 48) - 1))
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*

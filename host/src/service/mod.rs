@@ -344,7 +344,7 @@ fn record_of(caller: &Caller, action: Action, target: Target<'_>, d: &Decision) 
     let mut reasons = d.reasons.clone();
     reasons.extend(d.errors.iter().cloned());
     DecisionRecord {
-        id: crate::identity::new_ordered_id("dec"),
+        id: crate::identity::new_ordered_id(store::decisions::ID_PREFIX),
         at_ms: store::now_ms(),
         workspace_id,
         principal_id: caller.principal.id.0.clone(),

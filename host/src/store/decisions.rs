@@ -348,26 +348,23 @@ pub async fn shadow_counts<'c>(
     Ok((evaluated, groups))
 }
 
+/// What a decision's id begins with; ids are [`crate::identity::new_ordered_id`]s.
+pub const ID_PREFIX: &str = "dec";
+
 /// Deletes decisions older than `before_ms`; returns how many. The rows are found through the
-/// primary key: ids are time-ordered (see [`id_bound`]), so no index on the time is written
-/// with every row only for this hourly purge. The time is checked as well, so an id made
+/// primary key: ids are time-ordered, so no index on the time is written with every row only
+/// for this hourly purge. The time is checked as well, so an id made
 /// while the clock stood elsewhere is never deleted early.
 pub async fn purge_older_than<'c>(
     db: impl AnyExecutor<'c>,
     before_ms: i64,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query("DELETE FROM decision_log WHERE id < $1 AND at_ms < $2")
-        .bind(id_bound(before_ms))
+        .bind(crate::identity::ordered_id_floor(ID_PREFIX, before_ms))
         .bind(before_ms)
         .execute(db)
         .await?;
     Ok(done.rows_affected())
-}
-
-/// Every decision id made before `ms` sorts below this text, every later one above: an id is
-/// `dec_` and a UUIDv7 as 32 lower-case hex digits, whose first 12 are its Unix milliseconds.
-fn id_bound(ms: i64) -> String {
-    format!("dec_{:012x}", ms.clamp(0, (1 << 48) - 1))
 }
 
 #[cfg(test)]
@@ -533,7 +530,7 @@ mod tests {
             // Its id says old, its clock does not: kept.
             made_at((cutoff - day) as u64, cutoff + day),
             DecisionRecord {
-                id: crate::identity::new_ordered_id("dec"),
+                id: crate::identity::new_ordered_id(ID_PREFIX),
                 at_ms: now,
                 ..record(1)
             },
