@@ -13,7 +13,6 @@
 //! is skipped. What-if requests (which show the context as evaluated) are not remembered.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::sync::RwLock;
 use std::time::SystemTime;
 
@@ -92,71 +91,90 @@ pub fn key(
     resource: &CedarResource<'_>,
     ctx: &CedarContext<'_>,
 ) -> String {
-    let mut k = String::with_capacity(192);
-    let field = |k: &mut String, s: &str| {
-        let _ = write!(k, "{}:{s}", s.len());
-    };
-    let _ = write!(k, "{}/", enforced.instance);
+    let mut k = Key(String::with_capacity(192));
+    k.num(enforced.instance, '/');
     match shadow {
-        Some(s) => {
-            let _ = write!(k, "{}/", s.instance);
-        }
-        None => k.push_str("-/"),
+        Some(s) => k.num(s.instance, '/'),
+        None => k.0.push_str("-/"),
     }
-    field(&mut k, principal.kind.as_str());
-    field(&mut k, principal.id);
-    let _ = write!(k, "{}g", principal.groups.len());
+    k.field(principal.kind.as_str());
+    k.field(principal.id);
+    k.num(principal.groups.len(), 'g');
     for g in principal.groups {
-        field(&mut k, g);
+        k.field(g);
     }
-    field(&mut k, action.cedar_id());
+    k.field(action.cedar_id());
     match resource {
         CedarResource::Org { org } => {
-            k.push('o');
-            field(&mut k, org);
+            k.0.push('o');
+            k.field(org);
         }
         CedarResource::Workspace {
             org,
             workspace,
             path,
         } => {
-            k.push('w');
-            field(&mut k, org);
-            field(&mut k, workspace);
+            k.0.push('w');
+            k.field(org);
+            k.field(workspace);
             match path {
                 Some(p) => {
-                    k.push('p');
-                    field(&mut k, p);
+                    k.0.push('p');
+                    k.field(p);
                 }
-                None => k.push('n'),
+                None => k.0.push('n'),
             }
         }
     }
-    field(&mut k, ctx.role);
-    let _ = write!(k, "{}s", ctx.scopes.len());
+    k.field(ctx.role);
+    k.num(ctx.scopes.len(), 's');
     for s in &ctx.scopes {
-        field(&mut k, s);
+        k.field(s);
     }
-    field(&mut k, ctx.token_kind);
-    field(&mut k, ctx.principal_kind);
-    field(&mut k, ctx.transport);
+    k.field(ctx.token_kind);
+    k.field(ctx.principal_kind);
+    k.field(ctx.transport);
     match ctx.client_ip {
-        Some(ip) => {
-            let _ = write!(k, "i{ip}/");
+        Some(std::net::IpAddr::V4(ip)) => {
+            k.0.push('4');
+            k.num(ip.to_bits(), '/');
         }
-        None => k.push_str("-/"),
+        Some(std::net::IpAddr::V6(ip)) => {
+            k.0.push('6');
+            k.num(ip.to_bits(), '/');
+        }
+        None => k.0.push_str("-/"),
     }
     match ctx.size {
         Some(size) => {
-            let _ = write!(k, "z{size}/");
+            k.0.push('z');
+            k.num(size, '/');
         }
-        None => k.push_str("-/"),
+        None => k.0.push_str("-/"),
     }
-    let _ = write!(k, "{}t", ctx.tags.len());
+    k.num(ctx.tags.len(), 't');
     for t in ctx.tags {
-        field(&mut k, t);
+        k.field(t);
     }
-    k
+    k.0
+}
+
+/// A key being built. Numbers go through `itoa`: with `write!` the formatting machinery was
+/// most of the key's cost, which every request pays.
+struct Key(String);
+
+impl Key {
+    /// A number and the character that ends it.
+    fn num(&mut self, n: impl itoa::Integer, end: char) {
+        self.0.push_str(itoa::Buffer::new().format(n));
+        self.0.push(end);
+    }
+
+    /// A string, prefixed with its length so no string can stand for the fields after it.
+    fn field(&mut self, s: &str) {
+        self.num(s.len(), ':');
+        self.0.push_str(s);
+    }
 }
 
 #[cfg(test)]
