@@ -190,11 +190,17 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The whole HTTP application: routes, OpenAPI, and the cross-cutting layers.
+///
+/// The layers wrap the routed application once, as one service, rather than each route
+/// (`Router::layer`): there every layer became a boxed route of its own, which axum clones,
+/// with everything under it, each time a request passes through it — some forty allocations
+/// a request for seven layers. Around the router the stack is one value, cloned per request
+/// without allocating.
 pub fn app(state: AppState) -> Router {
     let (router, doc) = router_and_doc();
     let doc = Arc::new(doc);
     let x_request_id = HeaderName::from_static("x-request-id");
-    router
+    let routed = router
         .merge(crate::mcp::router(&state))
         .route(
             "/openapi.json",
@@ -206,10 +212,21 @@ pub fn app(state: AppState) -> Router {
         .merge(oauth_web::routes())
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), edge))
-        .with_state(state)
-        .layer(CatchPanicLayer::new())
-        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .with_state(state.clone());
+    // Outermost first.
+    let layered = tower::ServiceBuilder::new()
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            Duration::from_secs(300),
+        ))
+        .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .layer(SetRequestIdLayer::new(
+            x_request_id.clone(),
+            MakeRequestUuid,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
                 .headers()
@@ -219,14 +236,11 @@ pub fn app(state: AppState) -> Router {
             // The path only: a query string may hold what must not be logged.
             tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
         }))
-        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-        ]))
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            Duration::from_secs(300),
-        ))
+        .layer(PropagateRequestIdLayer::new(x_request_id))
+        .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn_with_state(state, edge))
+        .service(routed);
+    Router::new().fallback_service(layered)
 }
 
 /// Requests that mint credentials, check passwords or spend invitation tokens: limited
