@@ -5,6 +5,10 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::Backend;
 
+/// A name from a short fixed list (a principal kind, an action, a transport, a layer): a
+/// decision made here borrows it, one read back owns it — no allocation per request.
+pub type Label = std::borrow::Cow<'static, str>;
+
 /// One logged decision.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DecisionRecord {
@@ -17,19 +21,19 @@ pub struct DecisionRecord {
     /// Who asked.
     pub principal_id: String,
     /// user | agent | client
-    pub principal_kind: String,
+    pub principal_kind: Label,
     /// The credential's id.
     pub credential_id: String,
     /// The Cedar action id.
-    pub action: String,
+    pub action: Label,
     /// The path, or the workspace or org id.
     pub resource: String,
     /// rest | mcp
-    pub transport: String,
+    pub transport: Label,
     /// The outcome.
     pub allowed: bool,
     /// The refusing layer.
-    pub layer: Option<String>,
+    pub layer: Option<Label>,
     /// Determining policy ids.
     pub policy_ids: Vec<String>,
     /// Reasons and errors.
@@ -76,13 +80,13 @@ fn from_row(r: &AnyRow) -> Result<DecisionRecord, sqlx::Error> {
         at_ms: r.try_get("at_ms")?,
         workspace_id: r.try_get("workspace_id")?,
         principal_id: r.try_get("principal_id")?,
-        principal_kind: r.try_get("principal_kind")?,
+        principal_kind: r.try_get::<String, _>("principal_kind")?.into(),
         credential_id: r.try_get("credential_id")?,
-        action: r.try_get("action")?,
+        action: r.try_get::<String, _>("action")?.into(),
         resource: r.try_get("resource")?,
-        transport: r.try_get("transport")?,
+        transport: r.try_get::<String, _>("transport")?.into(),
         allowed: r.try_get::<i64, _>("allowed")? != 0,
-        layer: r.try_get("layer")?,
+        layer: r.try_get::<Option<String>, _>("layer")?.map(Label::from),
         policy_ids: list(r.try_get("policy_ids")?),
         reasons: list(r.try_get("reasons")?),
         elapsed_us: r.try_get("elapsed_us")?,

@@ -194,10 +194,12 @@ pub struct AttachedPlugin {
 /// What one plugin said about one request.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginVerdict {
-    /// The plugin's id.
-    pub plugin_id: String,
+    /// The plugin's id (shared with the attached plugin: a verdict is made per request).
+    #[schema(value_type = String)]
+    pub plugin_id: Arc<str>,
     /// Its name.
-    pub name: String,
+    #[schema(value_type = String)]
+    pub name: Arc<str>,
     /// The version that ran.
     pub version: i64,
     /// `enforce` or `shadow`.
@@ -224,8 +226,8 @@ impl PluginVerdict {
         elapsed_us: u64,
     ) -> Self {
         PluginVerdict {
-            plugin_id: plugin.plugin_id.to_string(),
-            name: plugin.name.to_string(),
+            plugin_id: plugin.plugin_id.clone(),
+            name: plugin.name.clone(),
             version: plugin.version,
             mode: plugin.mode,
             verdict,
