@@ -12,6 +12,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
@@ -64,15 +66,8 @@ fn batch(from: usize, n: usize) -> Vec<DecisionRecord> {
 }
 
 fn benches(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("warrant-log-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}/bench.db", dir.display());
+    let rt = common::runtime();
+    let (dir, url) = common::fresh_database("log");
     let store = rt.block_on(Store::open(&url)).unwrap();
     rt.block_on(async {
         for from in (0..PREFILL).step_by(4096) {

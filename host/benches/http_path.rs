@@ -11,6 +11,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,15 +54,8 @@ async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, bytes::Byt
 }
 
 fn benches(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("warrant-http-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}/bench.db", dir.display());
+    let rt = common::runtime();
+    let (dir, url) = common::fresh_database("http");
     let mut settings = Settings::default();
     // Measure the work, not the rate limiter.
     settings.rate.per_ip = 0;

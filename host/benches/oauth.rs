@@ -11,6 +11,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -33,15 +35,8 @@ struct Bench {
 }
 
 fn setup() -> Bench {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("warrant-oauth-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}/bench.db", dir.display());
+    let rt = common::runtime();
+    let (dir, url) = common::fresh_database("oauth");
     let mut settings = Settings::default();
     // Measure the work, not the rate limiter.
     settings.rate.per_credential = 0;
