@@ -4,7 +4,8 @@
 //! hello called the same way. No sockets, no hyper, no load generator: what is left is the
 //! request path Warrant owns, steady enough for criterion to tell a change of a few per cent,
 //! which the load benchmark (`scripts/bench-load`) on two shared vCPUs cannot. The decision
-//! log's writer runs beside it on the runtime, as in the server; its own cost is the
+//! log's writer runs beside it on the runtime, and the server's logging is set up (each
+//! request opens its trace span), as in the server; the writer's own cost is the
 //! `decision_log` bench's.
 //!
 //! `cargo bench -p warrant --bench http_path`
@@ -54,6 +55,8 @@ async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, bytes::Byt
 }
 
 fn benches(c: &mut Criterion) {
+    // The server's logging: every request opens its trace span, as there.
+    warrant::cli::init_logging();
     let rt = common::runtime();
     let (dir, url) = common::fresh_database("http");
     let mut settings = Settings::default();

@@ -4,6 +4,8 @@ mod plugin;
 mod policy;
 mod serve;
 
+pub use serve::init_logging;
+
 use std::io::Write;
 use std::path::PathBuf;
 
