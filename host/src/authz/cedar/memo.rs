@@ -95,7 +95,7 @@ pub fn key(
     k.num(enforced.instance, '/');
     match shadow {
         Some(s) => k.num(s.instance, '/'),
-        None => k.0.push_str("-/"),
+        None => k.mark("-/"),
     }
     k.field(principal.kind.as_str());
     k.field(principal.id);
@@ -106,7 +106,7 @@ pub fn key(
     k.field(action.cedar_id());
     match resource {
         CedarResource::Org { org } => {
-            k.0.push('o');
+            k.mark("o");
             k.field(org);
         }
         CedarResource::Workspace {
@@ -114,15 +114,15 @@ pub fn key(
             workspace,
             path,
         } => {
-            k.0.push('w');
+            k.mark("w");
             k.field(org);
             k.field(workspace);
             match path {
                 Some(p) => {
-                    k.0.push('p');
+                    k.mark("p");
                     k.field(p);
                 }
-                None => k.0.push('n'),
+                None => k.mark("n"),
             }
         }
     }
@@ -136,21 +136,21 @@ pub fn key(
     k.field(ctx.transport);
     match ctx.client_ip {
         Some(std::net::IpAddr::V4(ip)) => {
-            k.0.push('4');
+            k.mark("4");
             k.num(ip.to_bits(), '/');
         }
         Some(std::net::IpAddr::V6(ip)) => {
-            k.0.push('6');
+            k.mark("6");
             k.num(ip.to_bits(), '/');
         }
-        None => k.0.push_str("-/"),
+        None => k.mark("-/"),
     }
     match ctx.size {
         Some(size) => {
-            k.0.push('z');
+            k.mark("z");
             k.num(size, '/');
         }
-        None => k.0.push_str("-/"),
+        None => k.mark("-/"),
     }
     k.num(ctx.tags.len(), 't');
     for t in ctx.tags {
@@ -164,6 +164,11 @@ pub fn key(
 struct Key(String);
 
 impl Key {
+    /// A marker: which of the alternatives follows, or that a value is absent.
+    fn mark(&mut self, m: &str) {
+        self.0.push_str(m);
+    }
+
     /// A number and the character that ends it.
     fn num(&mut self, n: impl itoa::Integer, end: char) {
         self.0.push_str(itoa::Buffer::new().format(n));
