@@ -31,6 +31,9 @@ use warrant::service::{Settings, Warrant};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The server's public URL (issuer and resource URLs are built from it).
+const PUBLIC_URL: &str = "http://127.0.0.1";
+
 /// A request as it arrives from `axum::serve` with connect info.
 fn request(method: Method, uri: &str, token: &str, body: Body) -> Request<Body> {
     let mut req = Request::builder()
@@ -66,14 +69,14 @@ fn benches(c: &mut Criterion) {
     let (app, token, uri) = rt.block_on(async {
         let warrant = Warrant::open(&url, &dir, settings).await.unwrap();
         warrant.prepare_storage().await.unwrap();
-        warrant.set_public_url("http://127.0.0.1");
+        warrant.set_public_url(PUBLIC_URL);
         let owner = warrant
             .bootstrap("owner@bench.example", None, "Bench")
             .await
             .unwrap();
         let app = api::app(AppState::new(AppContext {
             warrant: Arc::new(warrant),
-            public_url: "http://127.0.0.1".into(),
+            public_url: PUBLIC_URL.into(),
             mcp_allowed_origins: Arc::new([]),
         }));
         let mut create = request(

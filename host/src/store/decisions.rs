@@ -473,7 +473,7 @@ mod tests {
             (id_ms % 1000) as u32 * 1_000_000,
         );
         DecisionRecord {
-            id: format!("dec_{}", uuid::Uuid::new_v7(ts).simple()),
+            id: format!("{ID_PREFIX}_{}", uuid::Uuid::new_v7(ts).simple()),
             at_ms,
             ..record(0)
         }
