@@ -21,6 +21,7 @@ use warrant::authz::decision_log::write_batch;
 use warrant::identity::new_ordered_id;
 use warrant::store::Store;
 use warrant::store::decisions::{self, DecisionRecord};
+use warrant::store::verdicts;
 
 /// The allocator the server runs with (`host/src/main.rs`).
 #[global_allocator]
@@ -31,7 +32,31 @@ const WORKSPACES: usize = 116;
 /// Rows in the table before measuring, so its B-trees have a realistic depth.
 const PREFILL: usize = 200_000;
 
-const PLUGINS: &str = r#"[{"plugin_id":"plg_0194f1b2c3d4e5f6a7b8c9d0e1f2a3b4","name":"path-guard","version":1,"mode":"enforce","verdict":"allow","elapsed_us":3},{"plugin_id":"plg_0194f1b2c3d4e5f6a7b8c9d0e1f2a3b5","name":"content-rules","version":1,"mode":"enforce","verdict":"abstain","elapsed_us":2}]"#;
+/// Two plugin verdicts, as the decision log stores them.
+fn plugins() -> Option<String> {
+    let verdict = |plugin_id, name, verdict| verdicts::Verdict {
+        plugin_id,
+        name,
+        version: 1,
+        mode: "enforce",
+        verdict,
+        reason: None,
+        elapsed_us: 3,
+        reused: true,
+    };
+    verdicts::stored([
+        verdict(
+            "plg_0194f1b2c3d4e5f6a7b8c9d0e1f2a3b4",
+            "path-guard",
+            "allow",
+        ),
+        verdict(
+            "plg_0194f1b2c3d4e5f6a7b8c9d0e1f2a3b5",
+            "content-rules",
+            "abstain",
+        ),
+    ])
+}
 
 /// A decision as the load benchmark's PAT read logs it, in workspace `i % WORKSPACES`.
 fn record(i: usize) -> DecisionRecord {
@@ -57,7 +82,7 @@ fn record(i: usize) -> DecisionRecord {
         shadow_version: None,
         shadow_allowed: None,
         shadow_policy_ids: None,
-        plugins: Some(PLUGINS.into()),
+        plugins: plugins(),
     }
 }
 

@@ -80,7 +80,27 @@ pub fn check_format(token: &str) -> Result<(), FormatError> {
 
 /// The stored hash of a token: hex SHA-256.
 pub fn hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    Hash::of(token).as_str().to_owned()
+}
+
+/// [`hash`] on the stack: a presented token is looked up in the cache of resolved tokens on
+/// every request, without allocating.
+pub struct Hash([u8; 64]);
+
+impl Hash {
+    /// The hash of `token`.
+    pub fn of(token: &str) -> Self {
+        let mut hex = [0u8; 64];
+        // 32 bytes always fit 64 hex digits.
+        let _ = hex::encode_to_slice(Sha256::digest(token.as_bytes()), &mut hex);
+        Hash(hex)
+    }
+
+    /// As text.
+    pub fn as_str(&self) -> &str {
+        // Hex digits are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// CRC32 of `body`, as 6 base62 characters, left-padded with `0`.

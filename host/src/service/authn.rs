@@ -16,7 +16,6 @@ use crate::authz::{Caller, CredentialKind, Grant, ScopeSet, Transport};
 use crate::credentials::pat;
 use crate::identity::{Principal, TokenId};
 use crate::store;
-use crate::store::tokens::TokenRecord;
 use crate::{Error, Result};
 
 /// How often, at most, a token's last-used time and address are written.
@@ -26,13 +25,14 @@ pub(super) const PAT_RECHECK_SECS: i64 = 5;
 /// How many PATs are remembered at most.
 pub(super) const PAT_CACHE_CAPACITY: usize = 65_536;
 
-/// What a live PAT resolved to.
-#[derive(Clone)]
+/// What a live PAT resolved to: shared by every request that presents it, each taking a copy
+/// of only what its [`Caller`] holds.
 pub(super) struct ResolvedPat {
-    record: TokenRecord,
     principal: Principal,
-    scopes: ScopeSet,
-    org_rate_limit: Option<i64>,
+    grant: Grant,
+    token_id: TokenId,
+    last_used_at: Option<i64>,
+    rate_limit_per_minute: Option<i64>,
 }
 
 impl Warrant {
@@ -69,38 +69,25 @@ impl Warrant {
             pat::FormatError::Malformed => Error::InvalidToken("malformed token"),
             pat::FormatError::BadChecksum => Error::InvalidToken("token checksum mismatch"),
         })?;
-        let hash = pat::hash(bearer);
+        let hash = pat::Hash::of(bearer);
         let now = store::now();
-        let pat = match self.pats.get(&hash, now) {
+        let pat = match self.pats.get(hash.as_str(), now) {
             Some(p) => p,
-            None => self.look_up_pat(&hash, now).await?,
+            None => self.look_up_pat(hash.as_str(), now).await?,
         };
-        let ResolvedPat {
-            record,
-            principal,
-            scopes,
-            org_rate_limit,
-        } = pat;
-        self.limits.check_credential(
-            record.id.as_str(),
-            record.rate_limit_per_minute.or(org_rate_limit),
-        )?;
-        self.note_use(&record.id, record.last_used_at, now, client_addr);
+        self.limits
+            .check_credential(pat.token_id.as_str(), pat.rate_limit_per_minute)?;
+        self.note_use(&pat.token_id, pat.last_used_at, now, client_addr);
         Ok(Caller {
-            principal,
-            grant: Grant {
-                kind: CredentialKind::Pat,
-                credential_id: record.id.0,
-                scopes,
-                workspaces: record.workspaces,
-            },
+            principal: pat.principal.clone(),
+            grant: pat.grant.clone(),
             client_addr,
             transport,
         })
     }
 
     /// Reads a PAT from the database; a live one is remembered.
-    async fn look_up_pat(&self, hash: &str, now: i64) -> Result<ResolvedPat> {
+    async fn look_up_pat(&self, hash: &str, now: i64) -> Result<Arc<ResolvedPat>> {
         let ticket = self.pats.ticket();
         let (record, principal, org_rate_limit) =
             store::tokens::find_by_hash(self.store.pool(), hash)
@@ -115,12 +102,18 @@ impl Warrant {
         let scopes = ScopeSet::parse(record.scopes.split_whitespace())
             .map_err(|s| Error::Internal(format!("stored token has unknown scope {s}")))?;
         let until = record.expires_at.min(now + PAT_RECHECK_SECS);
-        let resolved = ResolvedPat {
-            record,
+        let resolved = Arc::new(ResolvedPat {
             principal,
-            scopes,
-            org_rate_limit,
-        };
+            grant: Grant {
+                kind: CredentialKind::Pat,
+                credential_id: record.id.0.clone(),
+                scopes,
+                workspaces: record.workspaces,
+            },
+            token_id: record.id,
+            last_used_at: record.last_used_at,
+            rate_limit_per_minute: record.rate_limit_per_minute.or(org_rate_limit),
+        });
         self.pats.put(ticket, hash, resolved.clone(), until, now);
         Ok(resolved)
     }

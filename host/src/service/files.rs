@@ -384,15 +384,16 @@ impl Warrant {
         ws: &WorkspaceId,
         path: &FilePath,
     ) -> Result<FileMeta> {
-        let (workspace, role, meta) = store::workspaces::get_with_role_and_file(
+        let read = store::workspaces::get_with_role_and_file(
             &self.store,
             ws,
             &caller.principal.id,
             path.as_str(),
         )
         .await?
-        .and_then(|(w, role, meta)| role.map(|r| (w, r, meta)))
         .ok_or(Error::NotFound("workspace"))?;
+        let (workspace, role, meta) = &*read;
+        let role = role.ok_or(Error::NotFound("workspace"))?;
         let facts = ResourceFacts {
             tags: meta.as_ref().map(|m| m.tags.clone()).unwrap_or_default(),
             ..ResourceFacts::default()
@@ -406,7 +407,7 @@ impl Warrant {
             &facts,
         )
         .await?;
-        meta.ok_or(Error::NotFound("file"))
+        meta.clone().ok_or(Error::NotFound("file"))
     }
 
     /// A file's metadata, authorized as a read.

@@ -25,6 +25,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::authz::decision_log::DecisionLog;
+use crate::authz::plugins::PluginVerdict;
 use crate::authz::policy_cache::{PolicyCache, Slot};
 use crate::authz::{Action, Authz, Caller, Decision, ResourceFacts, Target, WorkspacePolicies};
 use crate::files::BlobStore;
@@ -90,7 +91,7 @@ pub struct Warrant {
     /// When each token's last use was last written, so it is written at most once a minute.
     last_use_written: Mutex<HashMap<String, i64>>,
     /// PATs recently looked up (see `authn`).
-    pats: crate::credentials::cache::CredentialCache<authn::ResolvedPat>,
+    pats: crate::credentials::cache::CredentialCache<Arc<authn::ResolvedPat>>,
     /// The OAuth authorization server's keys, token cache and deny-list.
     oauth: Arc<oauth::OAuthState>,
 }
@@ -264,21 +265,22 @@ impl Warrant {
                 .await?
                 .and_then(|(w, role)| role.map(|r| (w, r)))
                 .ok_or(Error::NotFound("workspace"))?;
-        self.authorize_in(caller, workspace, role, action, path, facts)
-            .await
+        self.authorize_in(caller, &workspace, role, action, path, facts)
+            .await?;
+        Ok(Access { workspace, role })
     }
 
     /// [`Warrant::workspace_access`] once the workspace and the caller's role are loaded.
     async fn authorize_in(
         &self,
         caller: &Caller,
-        workspace: Workspace,
+        workspace: &Workspace,
         role: Role,
         action: Action,
         path: Option<&str>,
         facts: &ResourceFacts,
-    ) -> Result<Access> {
-        let policies = self.policies_of(&workspace).await?;
+    ) -> Result<()> {
+        let policies = self.policies_of(workspace).await?;
         self.authorize(
             caller,
             action,
@@ -291,7 +293,7 @@ impl Warrant {
                 facts,
             },
         )?;
-        Ok(Access { workspace, role })
+        Ok(())
     }
 
     /// [`Warrant::workspace_access`] for an action on the workspace as a whole.
@@ -362,8 +364,7 @@ fn record_of(caller: &Caller, action: Action, target: Target<'_>, d: &Decision) 
         shadow_version: d.shadow.as_ref().and_then(|s| s.version),
         shadow_allowed: d.shadow.as_ref().map(|s| s.allowed),
         shadow_policy_ids: d.shadow.as_ref().map(|s| s.policy_ids.clone()),
-        plugins: (!d.plugins.is_empty())
-            .then(|| serde_json::to_string(&d.plugins).unwrap_or_default()),
+        plugins: store::verdicts::stored(d.plugins.iter().map(PluginVerdict::logged)),
     }
 }
 

@@ -49,24 +49,13 @@ pub struct DecisionRecord {
     /// The candidate's determining policies.
     pub shadow_policy_ids: Option<Vec<String>>,
     /// What each plugin said (name, version, mode, verdict, reason, time), when any was
-    /// reached: JSON text, made once on the request path and stored as is; parsed only when
-    /// a record is read back (building a JSON tree per request cost more than the text).
+    /// reached: the stored text of [`super::verdicts`], made once on the request path and
+    /// stored as is; expanded only when a record is read back.
     #[serde(
         skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_json_text"
+        serialize_with = "super::verdicts::serialize_stored"
     )]
     pub plugins: Option<String>,
-}
-
-/// Serializes stored JSON text as the JSON it holds (null if it is not JSON).
-fn serialize_json_text<S: serde::Serializer>(
-    text: &Option<String>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    use serde::Serialize;
-    text.as_deref()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
-        .serialize(serializer)
 }
 
 const COLUMNS: &str = "id, at_ms, workspace_id, principal_id, principal_kind, credential_id, action, \

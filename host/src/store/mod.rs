@@ -19,6 +19,7 @@ pub mod principals;
 pub mod quotas;
 mod remembered;
 pub mod tokens;
+pub mod verdicts;
 pub mod workspaces;
 
 use std::path::{Path, PathBuf};
@@ -63,7 +64,7 @@ pub struct Store {
     writer: Option<Arc<inline::InlineWriter>>,
     /// The hot read remembered until the next commit, for a SQLite file
     /// ([`remembered`]).
-    access_reads: Option<Arc<remembered::Remembered<workspaces::WithRoleAndFile>>>,
+    access_reads: Option<Arc<remembered::Remembered<Arc<workspaces::WithRoleAndFile>>>>,
     /// PostgreSQL's URL, for the connection that listens for changes ([`changes`]).
     postgres_url: Option<Arc<str>>,
 }
@@ -155,7 +156,7 @@ impl Store {
     /// The workspace/role/file reads remembered until the next commit, for a SQLite file.
     pub(crate) fn access_reads(
         &self,
-    ) -> Option<&remembered::Remembered<workspaces::WithRoleAndFile>> {
+    ) -> Option<&remembered::Remembered<Arc<workspaces::WithRoleAndFile>>> {
         self.access_reads.as_deref()
     }
 

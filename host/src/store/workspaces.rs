@@ -1,5 +1,7 @@
 //! Workspaces and their members.
 
+use std::sync::Arc;
+
 use sqlx::Row;
 use sqlx::any::AnyExecutor;
 
@@ -98,26 +100,29 @@ pub async fn get_with_role_and_file(
     id: &WorkspaceId,
     principal: &PrincipalId,
     path: &str,
-) -> Result<Option<WithRoleAndFile>, sqlx::Error> {
+) -> Result<Option<Arc<WithRoleAndFile>>, sqlx::Error> {
+    let (id, principal) = (id.as_str(), principal.as_str());
     let Some(reads) = store.access_reads() else {
-        return read_with_role_and_file(store, id, principal, path).await;
+        let read = read_with_role_and_file(store, id, principal, path).await?;
+        return Ok(read.map(Arc::new));
     };
     // Remembered until the next commit (`store::remembered`); keyed without ambiguity, since
-    // the workspace id and the path come from the request.
-    let key = format!(
-        "{}:{}{}:{}{}",
-        id.as_str().len(),
-        id.as_str(),
-        principal.as_str().len(),
-        principal.as_str(),
-        path
-    );
+    // the workspace id and the path come from the request: `len:id len:principal path`.
+    let mut key = String::with_capacity(id.len() + principal.len() + path.len() + 8);
+    for part in [id, principal] {
+        key.push_str(itoa::Buffer::new().format(part.len()));
+        key.push(':');
+        key.push_str(part);
+    }
+    key.push_str(path);
     let now = super::now();
     if let Some(read) = reads.get(&key, now) {
         return Ok(Some(read));
     }
     let ticket = reads.ticket();
-    let read = read_with_role_and_file(store, id, principal, path).await?;
+    let read = read_with_role_and_file(store, id, principal, path)
+        .await?
+        .map(Arc::new);
     if let (Some(ticket), Some(read)) = (ticket, &read) {
         reads.put(ticket, key, now, read.clone());
     }
@@ -127,22 +132,18 @@ pub async fn get_with_role_and_file(
 /// [`get_with_role_and_file`] from the database.
 async fn read_with_role_and_file(
     store: &Store,
-    id: &WorkspaceId,
-    principal: &PrincipalId,
+    id: &str,
+    principal: &str,
     path: &str,
 ) -> Result<Option<WithRoleAndFile>, sqlx::Error> {
-    let params = [
-        ("$1", id.as_str()),
-        ("$2", principal.as_str()),
-        ("$3", path),
-    ];
+    let params = [("$1", id), ("$2", principal), ("$3", path)];
     if let Some(answer) = store.read_inline(&WITH_ROLE_AND_FILE, &params, |r| with_role_and_file(r))
     {
         return answer;
     }
     let row = sqlx::query(sqlx::AssertSqlSafe(WITH_ROLE_AND_FILE.as_str()))
-        .bind(id.as_str())
-        .bind(principal.as_str())
+        .bind(id)
+        .bind(principal)
         .bind(path)
         .fetch_optional(store.pool())
         .await?;

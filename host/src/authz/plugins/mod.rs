@@ -241,6 +241,20 @@ impl PluginVerdict {
     pub fn refuses(&self) -> bool {
         self.mode == PluginMode::Enforce && matches!(self.verdict, "deny" | "error")
     }
+
+    /// Its fields as the decision log stores them.
+    pub fn logged(&self) -> crate::store::verdicts::Verdict<'_> {
+        crate::store::verdicts::Verdict {
+            plugin_id: &self.plugin_id,
+            name: &self.name,
+            version: self.version,
+            mode: self.mode.as_str(),
+            verdict: self.verdict,
+            reason: self.reason.as_deref(),
+            elapsed_us: self.elapsed_us,
+            reused: self.reused,
+        }
+    }
 }
 
 /// The request a plugin sees, built by the pipeline. It borrows or copies what it holds:
@@ -768,6 +782,43 @@ fn root_cause(e: &wasmtime::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A verdict read back from the decision log is the verdict the API gave when it was
+    /// made, field for field.
+    #[test]
+    fn a_logged_verdict_reads_back_as_the_verdict() {
+        let verdicts = [
+            PluginVerdict {
+                plugin_id: "plg_1".into(),
+                name: "path-guard".into(),
+                version: 2,
+                mode: PluginMode::Shadow,
+                verdict: "deny",
+                reason: Some("\"secrets/\" is off limits".into()),
+                elapsed_us: 31,
+                reused: false,
+            },
+            PluginVerdict {
+                plugin_id: "plg_2".into(),
+                name: "content-rules".into(),
+                version: 1,
+                mode: PluginMode::Enforce,
+                verdict: "allow",
+                reason: None,
+                elapsed_us: 0,
+                reused: true,
+            },
+        ];
+        #[derive(Serialize)]
+        struct Row(
+            #[serde(serialize_with = "crate::store::verdicts::serialize_stored")] Option<String>,
+        );
+        let text = crate::store::verdicts::stored(verdicts.iter().map(PluginVerdict::logged));
+        assert_eq!(
+            serde_json::to_value(Row(text)).unwrap(),
+            serde_json::to_value(&verdicts).unwrap()
+        );
+    }
 
     /// The deadline's clock: waiting (preempted, or blocked) costs a plugin nothing, working
     /// does.
