@@ -104,7 +104,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
 pub struct RateLimits {
     config: RateConfig,
     ip: Buckets<ClientKey>,
-    credential: Buckets<String>,
+    credential: Buckets<Arc<str>>,
     sensitive: Buckets<ClientKey>,
     failed_auth: Buckets<ClientKey>,
 }
@@ -146,17 +146,18 @@ impl RateLimits {
         self.sensitive.check(&ip, self.config.sensitive_per_ip)
     }
 
-    /// Counts a request made with a credential; `override_per_minute` comes from the token or
-    /// its organisation.
+    /// Counts a request made with a credential (by its id); `override_per_minute` comes from
+    /// the token or its organisation. The id is shared: a resolved token keeps it, so that
+    /// counting a request allocates nothing.
     pub fn check_credential(
         &self,
-        credential: &str,
+        credential: &Arc<str>,
         override_per_minute: Option<i64>,
     ) -> Result<(), Error> {
         let limit = override_per_minute
             .and_then(|v| u32::try_from(v).ok())
             .unwrap_or(self.config.per_credential);
-        self.credential.check(&credential.to_string(), limit)
+        self.credential.check(credential, limit)
     }
 
     /// Counts a failed authentication from `ip`; past the limit, the caller is told to wait.
@@ -201,11 +202,11 @@ mod tests {
             per_credential: 1,
             ..RateConfig::default()
         });
-        limits.check_credential("tok_a", Some(2)).unwrap();
-        limits.check_credential("tok_a", Some(2)).unwrap();
-        assert!(limits.check_credential("tok_a", Some(2)).is_err());
-        limits.check_credential("tok_b", None).unwrap();
-        assert!(limits.check_credential("tok_b", None).is_err());
+        limits.check_credential(&"tok_a".into(), Some(2)).unwrap();
+        limits.check_credential(&"tok_a".into(), Some(2)).unwrap();
+        assert!(limits.check_credential(&"tok_a".into(), Some(2)).is_err());
+        limits.check_credential(&"tok_b".into(), None).unwrap();
+        assert!(limits.check_credential(&"tok_b".into(), None).is_err());
         let off = RateLimits::new(RateConfig {
             per_ip: 0,
             ..RateConfig::default()

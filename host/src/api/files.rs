@@ -16,37 +16,38 @@ use crate::files::BlobContents;
 use crate::service::{FileBody, WriteConditions, WriteRequest};
 use crate::store::files::FileMeta;
 
+// Borrowed from the metadata it shows: it is made for every file read and only serialised.
 /// File metadata as shown over the API.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct FileView {
+pub struct FileView<'a> {
     /// The path in the workspace.
-    pub path: String,
+    pub path: &'a str,
     /// Bytes.
     pub size: i64,
     /// Hex SHA-256 of the bytes.
-    pub sha256: String,
+    pub sha256: &'a str,
     /// Entity tag of this version (quoted in the `ETag` header).
-    pub etag: String,
+    pub etag: &'a str,
     /// Content type given at upload.
-    pub content_type: String,
+    pub content_type: &'a str,
     /// Tags (set with the `Warrant-Tags` header).
-    pub tags: Vec<String>,
+    pub tags: &'a [String],
     /// Who last wrote it.
-    pub updated_by: String,
+    pub updated_by: &'a str,
     /// RFC 3339.
     pub updated_at: String,
 }
 
-impl From<&FileMeta> for FileView {
-    fn from(m: &FileMeta) -> Self {
+impl<'a> From<&'a FileMeta> for FileView<'a> {
+    fn from(m: &'a FileMeta) -> Self {
         FileView {
-            path: m.path.clone(),
+            path: &m.path,
             size: m.size,
-            sha256: m.sha256.clone(),
-            etag: m.etag.clone(),
-            content_type: m.content_type.clone(),
-            tags: m.tags.clone(),
-            updated_by: m.updated_by.0.clone(),
+            sha256: &m.sha256,
+            etag: &m.etag,
+            content_type: &m.content_type,
+            tags: &m.tags,
+            updated_by: m.updated_by.as_str(),
             updated_at: crate::service::rfc3339(m.updated_at),
         }
     }
@@ -54,9 +55,9 @@ impl From<&FileMeta> for FileView {
 
 /// A listing.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct FileList {
+pub struct FileList<'a> {
     /// The files, in path order.
-    pub files: Vec<FileView>,
+    pub files: Vec<FileView<'a>>,
 }
 
 /// Listing parameters.
@@ -85,7 +86,11 @@ pub struct MoveBody {
 }
 
 pub(super) fn etag_header(etag: &str) -> Option<HeaderValue> {
-    HeaderValue::from_str(&format!("\"{etag}\"")).ok()
+    let mut quoted = Vec::with_capacity(etag.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(etag.as_bytes());
+    quoted.push(b'"');
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(quoted)).ok()
 }
 
 /// The `Lock-Token` header, when given.
@@ -144,14 +149,15 @@ pub async fn list_files(
     Authenticated(caller): Authenticated,
     Path(ws): Path<String>,
     QueryParams(q): QueryParams<ListQuery>,
-) -> Result<Json<FileList>, ApiError> {
+) -> Result<Response, ApiError> {
     let files = state
         .warrant
         .list_files(&caller, &ws, q.prefix.as_deref().unwrap_or(""))
         .await?;
     Ok(Json(FileList {
         files: files.iter().map(FileView::from).collect(),
-    }))
+    })
+    .into_response())
 }
 
 /// Creates or replaces a file with the raw body (streamed; `If-Match` for safe replace).

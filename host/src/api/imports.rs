@@ -22,10 +22,10 @@ pub struct ImportBody {
 
 /// The file written, as a PUT shows it, and where its bytes came from.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ImportView {
+pub struct ImportView<'a> {
     /// The file's metadata (the same fields as a PUT answers with).
     #[serde(flatten)]
-    pub file: FileView,
+    pub file: FileView<'a>,
     /// The URL that answered, after redirects.
     pub source_url: String,
     /// How many redirects were followed.

@@ -5,14 +5,23 @@ use std::fmt;
 
 /// A fresh random id with a readable prefix, e.g. `ws_9f1c…`.
 pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+    with_prefix(prefix, uuid::Uuid::new_v4())
+}
+
+/// `prefix_` and the UUID's 32 hex digits, built without `format!` (one is made per request).
+fn with_prefix(prefix: &str, id: uuid::Uuid) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1 + uuid::fmt::Simple::LENGTH);
+    out.push_str(prefix);
+    out.push('_');
+    out.push_str(id.simple().encode_lower(&mut uuid::Uuid::encode_buffer()));
+    out
 }
 
 /// A fresh id that sorts by creation time (a UUIDv7: 48 bits of milliseconds, then random),
 /// for rows written at a high rate: their primary-key index then grows at its end, where a
 /// random id would dirty a different index page for nearly every row of a batch.
 pub fn new_ordered_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+    with_prefix(prefix, uuid::Uuid::now_v7())
 }
 
 /// Where Unix millisecond `ms` begins among the ids [`new_ordered_id`] makes for `prefix`: every

@@ -31,6 +31,8 @@ pub(super) struct ResolvedPat {
     principal: Principal,
     grant: Grant,
     token_id: TokenId,
+    /// The token's id again, as the rate limiter counts it.
+    rate_key: Arc<str>,
     last_used_at: Option<i64>,
     rate_limit_per_minute: Option<i64>,
 }
@@ -76,7 +78,7 @@ impl Warrant {
             None => self.look_up_pat(hash.as_str(), now).await?,
         };
         self.limits
-            .check_credential(pat.token_id.as_str(), pat.rate_limit_per_minute)?;
+            .check_credential(&pat.rate_key, pat.rate_limit_per_minute)?;
         self.note_use(&pat.token_id, pat.last_used_at, now, client_addr);
         Ok(Caller {
             principal: pat.principal.clone(),
@@ -110,6 +112,7 @@ impl Warrant {
                 scopes,
                 workspaces: record.workspaces,
             },
+            rate_key: Arc::from(record.id.as_str()),
             token_id: record.id,
             last_used_at: record.last_used_at,
             rate_limit_per_minute: record.rate_limit_per_minute.or(org_rate_limit),

@@ -33,7 +33,9 @@ pub struct Verdict<'a> {
 
 /// The stored text of `verdicts`: None when there are none.
 pub fn stored<'a>(verdicts: impl IntoIterator<Item = Verdict<'a>>) -> Option<String> {
-    let mut out = String::new();
+    let verdicts = verdicts.into_iter();
+    // Room for a typical verdict each, so that it is not grown as it is written.
+    let mut out = String::with_capacity(verdicts.size_hint().0 * 96);
     for v in verdicts {
         out.push(if out.is_empty() { '[' } else { ',' });
         out.push('[');

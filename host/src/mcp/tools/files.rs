@@ -101,9 +101,9 @@ pub(crate) struct ImportInput {
 
 /// A file's contents as read_file returns them.
 #[derive(Serialize)]
-pub(crate) struct Contents {
+pub(crate) struct Contents<'a> {
     #[serde(flatten)]
-    pub meta: FileView,
+    pub meta: FileView<'a>,
     /// `utf-8` (in `text`) or `base64` (in `base64`).
     pub encoding: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -157,7 +157,7 @@ pub(crate) async fn read_bytes(
 }
 
 /// The bytes as text when they are text, else as base64.
-pub(crate) fn encode(meta: &FileMeta, bytes: Vec<u8>) -> Contents {
+pub(crate) fn encode(meta: &FileMeta, bytes: Vec<u8>) -> Contents<'_> {
     let view = FileView::from(meta);
     if is_textual(&meta.content_type) {
         match String::from_utf8(bytes) {

@@ -327,7 +327,8 @@ impl Warrant {
         if self.oauth.deny.denies(&ids) {
             return Err(Error::InvalidToken("the token has been revoked"));
         }
-        self.limits.check_credential(&v.claims.jti, None)?;
+        self.limits
+            .check_credential(&Arc::from(v.claims.jti.as_str()), None)?;
         Ok(Caller {
             principal: v.principal,
             grant: Grant {
