@@ -54,7 +54,7 @@ fn fifty_tenant_policies() -> String {
 
 fn caller() -> Caller {
     Caller {
-        principal: Principal {
+        principal: std::sync::Arc::new(Principal {
             id: PrincipalId("agt_bench".into()),
             kind: PrincipalKind::Agent,
             name: "bench".into(),
@@ -63,7 +63,7 @@ fn caller() -> Caller {
             created_by: None,
             created_at: 0,
             groups: vec!["staff".into()],
-        },
+        }),
         grant: Grant {
             kind: CredentialKind::Pat,
             credential_id: "tok_bench".into(),
@@ -213,7 +213,8 @@ impl Scenario {
             caller: caller(),
             caller_100_entities: {
                 let mut c = caller();
-                c.principal.groups = (0..92).map(|i| format!("g{i}")).collect();
+                std::sync::Arc::make_mut(&mut c.principal).groups =
+                    (0..92).map(|i| format!("g{i}")).collect();
                 c
             },
             org: OrgId("org_bench".into()),

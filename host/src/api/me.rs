@@ -37,10 +37,10 @@ impl Me {
     /// What a caller's credential says about it.
     pub fn of(caller: crate::authz::Caller) -> Me {
         Me {
-            principal_id: caller.principal.id.0,
+            principal_id: caller.principal.id.0.clone(),
             principal_kind: caller.principal.kind.as_str(),
-            name: caller.principal.name,
-            org_id: caller.principal.org_id.0,
+            name: caller.principal.name.clone(),
+            org_id: caller.principal.org_id.0.clone(),
             token_id: caller.grant.credential_id,
             scopes: caller.grant.scopes.names(),
             workspaces: caller

@@ -1,6 +1,7 @@
 //! Who is asking, with what credential, from where: the input of every decision.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::scope::ScopeSet;
 use crate::identity::{Principal, WorkspaceId};
@@ -77,8 +78,8 @@ impl Grant {
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The identity acting.
-    pub principal: Principal,
+    /// The identity acting (shared with the credential caches: a request does not copy it).
+    pub principal: Arc<Principal>,
     /// What its credential allows.
     pub grant: Grant,
     /// The client's address, when known.

@@ -152,7 +152,7 @@ fn evaluate(authz: &Authz, policies: &WorkspacePolicies, f: &Fixture) -> Result<
         f.time.as_deref(),
     )?;
     let caller = Caller {
-        principal: Principal {
+        principal: Arc::new(Principal {
             id: PrincipalId(format!("{}_fixture", kind.as_str())),
             kind,
             name: "fixture".into(),
@@ -161,7 +161,7 @@ fn evaluate(authz: &Authz, policies: &WorkspacePolicies, f: &Fixture) -> Result<
             created_by: None,
             created_at: 0,
             groups: f.groups.clone(),
-        },
+        }),
         grant: Grant {
             kind: token_kind,
             credential_id: "fixture".into(),

@@ -403,7 +403,7 @@ mod tests {
 
     fn caller(scopes: &[&str], workspaces: Option<Vec<WorkspaceId>>) -> Caller {
         Caller {
-            principal: Principal {
+            principal: Arc::new(Principal {
                 id: PrincipalId("agt_1".into()),
                 kind: PrincipalKind::Agent,
                 name: "bot".into(),
@@ -412,7 +412,7 @@ mod tests {
                 created_by: None,
                 created_at: 0,
                 groups: vec!["contractor".into()],
-            },
+            }),
             grant: Grant {
                 kind: CredentialKind::Pat,
                 credential_id: "tok_1".into(),
@@ -621,7 +621,7 @@ mod tests {
         );
         let contractor = caller(&["files:read"], None);
         let mut staff = caller(&["files:read"], None);
-        staff.principal.groups = vec!["staff".into()];
+        Arc::make_mut(&mut staff.principal).groups = vec!["staff".into()];
         for _ in 0..2 {
             let read = |c: &Caller, path| {
                 authz

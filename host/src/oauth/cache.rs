@@ -3,7 +3,7 @@
 //! token is still checked against the deny-list on every use.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::jwt::AccessClaims;
 use crate::authz::ScopeSet;
@@ -15,7 +15,9 @@ pub struct Verified {
     /// The token's claims.
     pub claims: AccessClaims,
     /// The principal it acts as (loaded once, on first verification).
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
+    /// The token's id again, as the rate limiter counts it.
+    pub rate_key: Arc<str>,
     /// The parsed scopes.
     pub scopes: ScopeSet,
     /// The parsed workspace limits.

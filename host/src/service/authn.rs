@@ -28,7 +28,7 @@ pub(super) const PAT_CACHE_CAPACITY: usize = 65_536;
 /// What a live PAT resolved to: shared by every request that presents it, each taking a copy
 /// of only what its [`Caller`] holds.
 pub(super) struct ResolvedPat {
-    principal: Principal,
+    principal: Arc<Principal>,
     grant: Grant,
     token_id: TokenId,
     /// The token's id again, as the rate limiter counts it.
@@ -105,7 +105,7 @@ impl Warrant {
             .map_err(|s| Error::Internal(format!("stored token has unknown scope {s}")))?;
         let until = record.expires_at.min(now + PAT_RECHECK_SECS);
         let resolved = Arc::new(ResolvedPat {
-            principal,
+            principal: Arc::new(principal),
             grant: Grant {
                 kind: CredentialKind::Pat,
                 credential_id: record.id.0.clone(),

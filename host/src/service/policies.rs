@@ -471,7 +471,7 @@ impl Warrant {
             content_type: None,
         };
         let hypothetical = Caller {
-            principal: principal.clone(),
+            principal: std::sync::Arc::new(principal.clone()),
             grant: Grant {
                 kind,
                 credential_id: "what-if".into(),

@@ -218,7 +218,7 @@ impl Warrant {
             None => {
                 self.org_access(caller, &own_org, Action::ManageOwnTokens)
                     .await?;
-                Ok(caller.principal.clone())
+                Ok(Principal::clone(&caller.principal))
             }
             Some(other) => {
                 let agent =

@@ -40,7 +40,7 @@ const SYNC_INTERVAL: Duration = Duration::from_secs(5);
 pub struct OAuthState {
     issuer: OnceLock<String>,
     keys: RwLock<Arc<KeyRing>>,
-    cache: CredentialCache<Verified>,
+    cache: CredentialCache<Arc<Verified>>,
     deny: DenyList,
     access_ttl: i64,
     last_sync: AtomicI64,
@@ -282,9 +282,10 @@ impl Warrant {
     ) -> Result<Caller> {
         let now = store::now();
         let issuer = self.oauth.issuer();
-        let audience = match transport {
-            Transport::Rest => issuer.to_string(),
-            Transport::Mcp => format!("{issuer}/mcp"),
+        // The audience is the issuer for REST and `{issuer}/mcp` for MCP.
+        let audience_suffix = match transport {
+            Transport::Rest => "",
+            Transport::Mcp => "/mcp",
             Transport::WhatIf => return Err(Error::InvalidToken("not accepted here")),
         };
         let v = match self.oauth.cache.get(bearer, now) {
@@ -305,7 +306,7 @@ impl Warrant {
                         .ok_or(Error::InvalidToken(
                             "the token's principal no longer exists",
                         ))?;
-                let v = verified(claims, principal, now)?;
+                let v = Arc::new(verified(claims, principal, now)?);
                 self.oauth
                     .cache
                     .put(ticket, bearer, v.clone(), v.until, now);
@@ -315,7 +316,7 @@ impl Warrant {
         if v.claims.exp <= now {
             return Err(Error::InvalidToken("the token has expired"));
         }
-        if v.claims.aud != audience {
+        if v.claims.aud.strip_prefix(issuer) != Some(audience_suffix) {
             return Err(Error::InvalidToken(
                 "the token was issued for another resource",
             ));
@@ -327,15 +328,14 @@ impl Warrant {
         if self.oauth.deny.denies(&ids) {
             return Err(Error::InvalidToken("the token has been revoked"));
         }
-        self.limits
-            .check_credential(&Arc::from(v.claims.jti.as_str()), None)?;
+        self.limits.check_credential(&v.rate_key, None)?;
         Ok(Caller {
-            principal: v.principal,
+            principal: v.principal.clone(),
             grant: Grant {
                 kind: CredentialKind::OAuth,
-                credential_id: v.claims.jti,
+                credential_id: v.claims.jti.clone(),
                 scopes: v.scopes,
-                workspaces: v.workspaces,
+                workspaces: v.workspaces.clone(),
             },
             client_addr,
             transport,
@@ -380,8 +380,9 @@ fn verified(claims: AccessClaims, principal: Principal, now: i64) -> Result<Veri
         .map(|ws| ws.iter().map(|w| WorkspaceId(w.clone())).collect());
     let until = claims.exp.min(now + PRINCIPAL_RECHECK_SECS);
     Ok(Verified {
+        rate_key: Arc::from(claims.jti.as_str()),
         claims,
-        principal,
+        principal: Arc::new(principal),
         scopes,
         workspaces,
         until,
