@@ -126,11 +126,17 @@ async fn path_guard_confines_agents_until_detached(backend: Backend) {
         .await
         .expect(200);
 
-    let d = logged(&s, &ws, |d| d["allowed"] == false && d["layer"] == "plugin").await;
+    let d = logged(&s, &ws, |d| {
+        d["allowed"] == false && d["layer"] == "plugin" && d["action"] == "files:write"
+    })
+    .await;
     let verdicts = d["plugins"].as_array().unwrap();
     assert_eq!(verdicts[0]["name"], "path-guard");
     assert_eq!(verdicts[0]["verdict"], "deny");
+    assert_eq!(verdicts[0]["mode"], "enforce");
     assert!(verdicts[0]["elapsed_us"].as_u64().is_some());
+    // The log keeps the plugin's own reason, as the refusal gave it.
+    assert_eq!(verdicts[0]["reason"], p["plugin"]["reason"], "{d}");
 
     let listed = s
         .get(&s.owner_token, &format!("/workspaces/{ws}/plugins"))
