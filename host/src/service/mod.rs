@@ -191,14 +191,18 @@ impl Warrant {
         self.store.close().await;
     }
 
-    /// Runs the pipeline and logs the decision; a refusal becomes [`Error::Forbidden`].
-    fn authorize(&self, caller: &Caller, action: Action, target: Target<'_>) -> Result<Decision> {
+    /// Runs the pipeline and logs the decision; a refusal becomes [`Error::Forbidden`]. An
+    /// allowed decision goes to the log whole (no caller needs it), a refusal is also the
+    /// error's.
+    fn authorize(&self, caller: &Caller, action: Action, target: Target<'_>) -> Result<()> {
         let decision = self.authz.decide(caller, action, target);
-        self.decision_log
-            .record(record_of(caller, action, target, &decision));
         if decision.allowed {
-            Ok(decision)
+            self.decision_log
+                .record(record_of(caller, action, target, decision));
+            Ok(())
         } else {
+            self.decision_log
+                .record(record_of(caller, action, target, decision.clone()));
             Err(Error::Forbidden(Box::new(decision)))
         }
     }
@@ -336,15 +340,15 @@ impl Warrant {
 }
 
 /// The decision log record of one decision.
-fn record_of(caller: &Caller, action: Action, target: Target<'_>, d: &Decision) -> DecisionRecord {
+fn record_of(caller: &Caller, action: Action, target: Target<'_>, d: Decision) -> DecisionRecord {
     let (workspace_id, resource) = match target {
         Target::Org { org, .. } => (None, org.0.clone()),
         Target::Workspace {
             workspace, path, ..
         } => (Some(workspace.0.clone()), path.unwrap_or("").to_string()),
     };
-    let mut reasons = d.reasons.clone();
-    reasons.extend(d.errors.iter().cloned());
+    let mut reasons = d.reasons;
+    reasons.extend(d.errors);
     DecisionRecord {
         id: crate::identity::new_ordered_id(store::decisions::ID_PREFIX),
         at_ms: store::now_ms(),
@@ -357,13 +361,13 @@ fn record_of(caller: &Caller, action: Action, target: Target<'_>, d: &Decision) 
         transport: caller.transport.as_str().into(),
         allowed: d.allowed,
         layer: d.layer.map(|l| l.as_str().into()),
-        policy_ids: d.policy_ids.clone(),
+        policy_ids: d.policy_ids,
         reasons,
         elapsed_us: i64::try_from(d.elapsed_us).unwrap_or(i64::MAX),
         policy_version: d.policy_version,
         shadow_version: d.shadow.as_ref().and_then(|s| s.version),
         shadow_allowed: d.shadow.as_ref().map(|s| s.allowed),
-        shadow_policy_ids: d.shadow.as_ref().map(|s| s.policy_ids.clone()),
+        shadow_policy_ids: d.shadow.map(|s| s.policy_ids),
         plugins: store::verdicts::stored(d.plugins.iter().map(PluginVerdict::logged)),
     }
 }
