@@ -91,7 +91,8 @@ pub fn key(
     resource: &CedarResource<'_>,
     ctx: &CedarContext<'_>,
 ) -> String {
-    let mut k = Key(String::with_capacity(192));
+    // Room for a typical request (ids, path, tags, address) without growing.
+    let mut k = Key(String::with_capacity(320));
     k.num(enforced.instance, '/');
     match shadow {
         Some(s) => k.num(s.instance, '/'),

@@ -77,61 +77,78 @@ impl RequestFields {
     /// to keep.
     fn key(self, req: &PluginRequest<'_>) -> Option<Vec<u8>> {
         let mut key = Vec::with_capacity(128);
-        // The value is computed only for a field shown: the lists and options cost an
-        // allocation each, on every request that asks a memo.
-        let mut put = |field: RequestField, bytes: &dyn Fn() -> Vec<u8>| {
+        // Each shown field in place: its tag, its length, then its value, written straight
+        // into the key (and only for a field shown: on every request that asks a memo).
+        let mut put = |field: RequestField, value: &dyn Fn(&mut Vec<u8>)| {
             if self.shows(field) {
-                let bytes = bytes();
                 key.push(field as u8);
-                key.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-                key.extend_from_slice(&bytes);
+                let at = key.len();
+                key.extend_from_slice(&[0; 4]);
+                value(&mut key);
+                let len = (key.len() - at - 4) as u32;
+                key[at..at + 4].copy_from_slice(&len.to_le_bytes());
             }
         };
-        let text = |s: &str| s.as_bytes().to_vec();
         let (id, kind, name, groups) = req.principal;
-        put(RequestField::PrincipalId, &|| text(id));
-        put(RequestField::PrincipalKind, &|| text(kind));
-        put(RequestField::PrincipalName, &|| text(name));
-        put(RequestField::PrincipalGroups, &|| {
-            let mut listed = Vec::new();
+        put(RequestField::PrincipalId, &|k| {
+            k.extend_from_slice(id.as_bytes())
+        });
+        put(RequestField::PrincipalKind, &|k| {
+            k.extend_from_slice(kind.as_bytes())
+        });
+        put(RequestField::PrincipalName, &|k| {
+            k.extend_from_slice(name.as_bytes())
+        });
+        put(RequestField::PrincipalGroups, &|k| {
             for g in groups {
-                listed.extend_from_slice(&(g.len() as u32).to_le_bytes());
-                listed.extend_from_slice(g.as_bytes());
+                k.extend_from_slice(&(g.len() as u32).to_le_bytes());
+                k.extend_from_slice(g.as_bytes());
             }
-            listed
         });
         let (credential_kind, credential_id, scopes) = req.credential;
-        put(RequestField::CredentialKind, &|| text(credential_kind));
-        put(RequestField::CredentialId, &|| text(credential_id));
-        put(RequestField::CredentialScopes, &|| {
-            text(&scopes.names().join(" "))
+        put(RequestField::CredentialKind, &|k| {
+            k.extend_from_slice(credential_kind.as_bytes())
         });
-        put(RequestField::Action, &|| text(req.action));
-        put(RequestField::Path, &|| text(req.path));
-        put(RequestField::Size, &|| {
-            optional(req.size.map(u64::to_le_bytes))
+        put(RequestField::CredentialId, &|k| {
+            k.extend_from_slice(credential_id.as_bytes())
         });
-        put(RequestField::ContentType, &|| {
-            optional(req.content_type.map(str::as_bytes))
+        put(RequestField::CredentialScopes, &|k| {
+            k.extend_from_slice(scopes.names().join(" ").as_bytes())
         });
-        put(RequestField::Transport, &|| text(req.transport));
+        put(RequestField::Action, &|k| {
+            k.extend_from_slice(req.action.as_bytes())
+        });
+        put(RequestField::Path, &|k| {
+            k.extend_from_slice(req.path.as_bytes())
+        });
+        put(RequestField::Size, &|k| {
+            optional(k, req.size.map(u64::to_le_bytes).as_ref().map(|b| &b[..]))
+        });
+        put(RequestField::ContentType, &|k| {
+            optional(k, req.content_type.map(str::as_bytes))
+        });
+        put(RequestField::Transport, &|k| {
+            k.extend_from_slice(req.transport.as_bytes())
+        });
         // The octets as the address is shown: 4 for IPv4, 16 for IPv6, so an IPv4 address and
         // its IPv4-mapped IPv6 form (shown to the plugin as different text) stay apart.
-        put(RequestField::ClientAddress, &|| {
-            optional(req.client_address.map(|a| match a {
-                std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
-                std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
-            }))
+        put(RequestField::ClientAddress, &|k| match req.client_address {
+            None => optional(k, None),
+            Some(std::net::IpAddr::V4(v4)) => optional(k, Some(&v4.octets())),
+            Some(std::net::IpAddr::V6(v6)) => optional(k, Some(&v6.octets())),
         });
         (key.len() <= MAX_KEY_BYTES).then_some(key)
     }
 }
 
-/// An optional value as bytes: absent and present-but-empty differ.
-fn optional(value: Option<impl AsRef<[u8]>>) -> Vec<u8> {
+/// Appends an optional value: absent and present-but-empty differ.
+fn optional(key: &mut Vec<u8>, value: Option<&[u8]>) {
     match value {
-        None => vec![0],
-        Some(v) => [&[1][..], v.as_ref()].concat(),
+        None => key.push(0),
+        Some(v) => {
+            key.push(1);
+            key.extend_from_slice(v);
+        }
     }
 }
 
