@@ -118,6 +118,15 @@ fn checksum(body: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Stored hashes are lowercase hex SHA-256, as every earlier version stored them: a token
+    /// minted before still resolves.
+    #[test]
+    fn the_hash_is_lowercase_hex_sha256() {
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(hash("abc"), abc);
+        assert_eq!(Hash::of("abc").as_str(), abc);
+    }
+
     #[test]
     fn generated_tokens_have_the_documented_shape() {
         let t = TokenSecret::generate();
