@@ -1,12 +1,14 @@
 //! What the plugins said about a logged decision, as the decision log stores it: a JSON array
 //! of one compact array per verdict, `[plugin_id, name, version, mode, verdict, elapsed_us,
-//! reused (0 or 1), reason?]`, written by hand on the request path and expanded to the API's
-//! objects only when a record is read back.
+//! reused (0 or 1), reason?]`, written on the request path and expanded to the API's objects
+//! only when a record is read back.
 //!
 //! Every request that reaches a plugin logs its verdicts. As serde's objects, two of them were
 //! ~290 bytes, most of it keys, serialised on the request thread and then carried through the
 //! log's B-tree, WAL and checkpoint: together a few percent of a logged request's cost. Rows
 //! written before this form hold those objects; they are read back as they are.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,73 +35,54 @@ pub struct Verdict<'a> {
 
 /// The stored text of `verdicts`: None when there are none.
 pub fn stored<'a>(verdicts: impl IntoIterator<Item = Verdict<'a>>) -> Option<String> {
-    let verdicts = verdicts.into_iter();
-    // Room for a typical verdict each, so that it is not grown as it is written.
-    let mut out = String::with_capacity(verdicts.size_hint().0 * 96);
-    for v in verdicts {
-        out.push(if out.is_empty() { '[' } else { ',' });
-        out.push('[');
-        push_str(&mut out, v.plugin_id);
-        out.push(',');
-        push_str(&mut out, v.name);
-        out.push(',');
-        out.push_str(itoa::Buffer::new().format(v.version));
-        out.push(',');
-        push_str(&mut out, v.mode);
-        out.push(',');
-        push_str(&mut out, v.verdict);
-        out.push(',');
-        out.push_str(itoa::Buffer::new().format(v.elapsed_us));
-        out.push_str(if v.reused { ",1" } else { ",0" });
-        if let Some(reason) = v.reason {
-            out.push(',');
-            push_str(&mut out, reason);
-        }
-        out.push(']');
-    }
-    if out.is_empty() {
+    let list: Vec<Compact<'a>> = verdicts.into_iter().map(Compact::from).collect();
+    if list.is_empty() {
         return None;
     }
-    out.push(']');
-    Some(out)
+    // Room for a typical verdict each, so that it is not grown as it is written.
+    let mut out = Vec::with_capacity(list.len() * 96);
+    serde_json::to_writer(&mut out, &list).ok()?;
+    String::from_utf8(out).ok()
 }
 
-/// Appends `s` as a JSON string. Ids, names and verdicts need no escaping and are copied as
-/// they are; anything else (a plugin's reason is its own text) goes through serde_json.
-fn push_str(out: &mut String, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-    } else {
-        // Serialising a str to a String cannot fail.
-        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
-    }
-}
-
-/// A verdict as stored.
-#[derive(Deserialize)]
-struct Compact(
-    String,
-    String,
+/// A verdict as stored: written borrowed, read back owned.
+#[derive(Serialize, Deserialize)]
+struct Compact<'a>(
+    Cow<'a, str>,
+    Cow<'a, str>,
     i64,
-    String,
-    String,
+    Cow<'a, str>,
+    Cow<'a, str>,
     u64,
     u8,
-    #[serde(default)] Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")] Option<Cow<'a, str>>,
 );
+
+impl<'a> From<Verdict<'a>> for Compact<'a> {
+    fn from(v: Verdict<'a>) -> Self {
+        Compact(
+            v.plugin_id.into(),
+            v.name.into(),
+            v.version,
+            v.mode.into(),
+            v.verdict.into(),
+            v.elapsed_us,
+            u8::from(v.reused),
+            v.reason.map(Cow::from),
+        )
+    }
+}
 
 /// A verdict as the API gives it (the fields and order of `authz::plugins::PluginVerdict`).
 #[derive(Serialize)]
 struct Expanded {
-    plugin_id: String,
-    name: String,
+    plugin_id: Cow<'static, str>,
+    name: Cow<'static, str>,
     version: i64,
-    mode: String,
-    verdict: String,
+    mode: Cow<'static, str>,
+    verdict: Cow<'static, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
+    reason: Option<Cow<'static, str>>,
     elapsed_us: u64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     reused: bool,
@@ -109,7 +92,7 @@ struct Expanded {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Stored {
-    Compact(Vec<Compact>),
+    Compact(Vec<Compact<'static>>),
     /// Written before the compact form: the API's objects already.
     Objects(serde_json::Value),
 }
