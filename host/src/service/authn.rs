@@ -29,8 +29,8 @@ pub(super) const PAT_CACHE_CAPACITY: usize = 65_536;
 /// of only what its [`Caller`] holds.
 pub(super) struct ResolvedPat {
     principal: Arc<Principal>,
+    /// The grant; its credential id is the token's id.
     grant: Grant,
-    token_id: TokenId,
     /// The token's id again, as the rate limiter counts it.
     rate_key: Arc<str>,
     last_used_at: Option<i64>,
@@ -79,7 +79,7 @@ impl Warrant {
         };
         self.limits
             .check_credential(&pat.rate_key, pat.rate_limit_per_minute)?;
-        self.note_use(&pat.token_id, pat.last_used_at, now, client_addr);
+        self.note_use(&pat.grant.credential_id, pat.last_used_at, now, client_addr);
         Ok(Caller {
             principal: pat.principal.clone(),
             grant: pat.grant.clone(),
@@ -105,15 +105,14 @@ impl Warrant {
             .map_err(|s| Error::Internal(format!("stored token has unknown scope {s}")))?;
         let until = record.expires_at.min(now + PAT_RECHECK_SECS);
         let resolved = Arc::new(ResolvedPat {
+            rate_key: Arc::from(record.id.as_str()),
             principal: Arc::new(principal),
             grant: Grant {
                 kind: CredentialKind::Pat,
-                credential_id: record.id.0.clone(),
+                credential_id: record.id.0,
                 scopes,
                 workspaces: record.workspaces,
             },
-            rate_key: Arc::from(record.id.as_str()),
-            token_id: record.id,
             last_used_at: record.last_used_at,
             rate_limit_per_minute: record.rate_limit_per_minute.or(org_rate_limit),
         });
@@ -173,7 +172,7 @@ impl Warrant {
     }
 
     /// Records a use off the request path, at most once a minute per token.
-    fn note_use(&self, id: &TokenId, stored: Option<i64>, now: i64, addr: Option<IpAddr>) {
+    fn note_use(&self, id: &str, stored: Option<i64>, now: i64, addr: Option<IpAddr>) {
         // The stored time (read at most PAT_RECHECK_SECS ago) is recent: nothing to write, and
         // no lock shared by every request to find that out.
         if stored.is_some_and(|t| now.saturating_sub(t) < LAST_USE_WRITE_INTERVAL_SECS) {
@@ -183,18 +182,14 @@ impl Warrant {
             let Ok(mut written) = self.last_use_written.lock() else {
                 return;
             };
-            let last = written
-                .get(id.as_str())
-                .copied()
-                .or(stored)
-                .unwrap_or(i64::MIN);
+            let last = written.get(id).copied().or(stored).unwrap_or(i64::MIN);
             if now.saturating_sub(last) < LAST_USE_WRITE_INTERVAL_SECS {
                 return;
             }
-            written.insert(id.0.clone(), now);
+            written.insert(id.to_string(), now);
         }
         let pool = self.store.pool().clone();
-        let id = id.clone();
+        let id = TokenId(id.to_string());
         tokio::spawn(async move {
             let addr = addr.map(|a| a.to_string());
             if let Err(e) = store::tokens::touch(&pool, &id, now, addr.as_deref()).await {
