@@ -24,9 +24,15 @@ pub const REFRESH_ABSOLUTE_TTL: i64 = 90 * 86_400;
 /// The grant types this server offers. No implicit grant, no password grant.
 pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
 
+/// What the MCP server's resource (and token audience) adds to the public URL.
+pub const MCP_RESOURCE_SUFFIX: &str = "/mcp";
+
 /// The resources (RFC 8707) tokens can be issued for: the REST API and the MCP server.
 pub fn known_resources(public_url: &str) -> [String; 2] {
-    [public_url.to_string(), format!("{public_url}/mcp")]
+    [
+        public_url.to_string(),
+        format!("{public_url}{MCP_RESOURCE_SUFFIX}"),
+    ]
 }
 
 /// Resolves a requested `resource` to a token audience: absent means the REST API; anything

@@ -282,10 +282,11 @@ impl Warrant {
     ) -> Result<Caller> {
         let now = store::now();
         let issuer = self.oauth.issuer();
-        // The audience is the issuer for REST and `{issuer}/mcp` for MCP.
+        // The audience is the issuer for REST and the MCP resource for MCP, compared without
+        // building it.
         let audience_suffix = match transport {
             Transport::Rest => "",
-            Transport::Mcp => "/mcp",
+            Transport::Mcp => crate::oauth::MCP_RESOURCE_SUFFIX,
             Transport::WhatIf => return Err(Error::InvalidToken("not accepted here")),
         };
         let v = match self.oauth.cache.get(bearer, now) {
