@@ -59,6 +59,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             ..Default::default()
         },
         oauth_access_token_ttl: config.oauth_access_token_ttl,
+        blob_cache_bytes: config.blob_cache_bytes,
         ..Settings::default()
     };
     // Held until the server stops.

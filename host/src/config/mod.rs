@@ -81,6 +81,10 @@ pub struct ServeConfig {
     /// (comma-separated, e.g. `https://app.example.com`); requests without `Origin` pass.
     #[arg(long, env = "WARRANT_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub mcp_allowed_origins: Vec<String>,
+    /// Memory for small files' bytes, kept after their first read so that reading them again
+    /// touches no disk, in bytes (default 32 MiB; 0: off). Files over 64 KiB are never kept.
+    #[arg(long, env = "WARRANT_BLOB_CACHE_BYTES", default_value_t = crate::service::DEFAULT_BLOB_CACHE_BYTES)]
+    pub blob_cache_bytes: usize,
     /// Do not create an owner on an empty database.
     #[arg(long, env = "WARRANT_NO_BOOTSTRAP")]
     pub no_bootstrap: bool,

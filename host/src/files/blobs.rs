@@ -3,12 +3,14 @@
 //! readers of an older version are never disturbed by a writer.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::fs;
 use tokio::io::AsyncWriteExt;
 
+use super::blob_cache::BlobCache;
 use crate::Error;
 
 /// A blob's bytes as a read hands them over.
@@ -30,20 +32,24 @@ pub struct StoredBlob {
     pub sha256: String,
 }
 
-/// The folder of blobs under the data directory.
-#[derive(Debug, Clone)]
+/// The folder of blobs under the data directory, and the small ones kept in memory.
+#[derive(Clone)]
 pub struct BlobStore {
     root: PathBuf,
     tmp: PathBuf,
+    cache: Arc<BlobCache>,
 }
 
 impl BlobStore {
     /// Names `<data_dir>/blobs` and `<data_dir>/tmp`; touches nothing on disk until
     /// [`BlobStore::prepare`], so admin commands that never store files create no folders.
-    pub fn new(data_dir: &Path) -> Self {
+    /// Small blobs read whole are kept in memory, up to `cache_bytes` of them
+    /// ([`super::blob_cache`]).
+    pub fn new(data_dir: &Path, cache_bytes: usize) -> Self {
         BlobStore {
             root: data_dir.join("blobs"),
             tmp: data_dir.join("tmp"),
+            cache: Arc::new(BlobCache::new(cache_bytes)),
         }
     }
 
@@ -118,8 +124,8 @@ impl BlobStore {
     }
 
     /// Opens a blob of `size` bytes for reading: read whole when it is at most `whole_up_to`
-    /// bytes (one trip to the blocking pool for open, read and close, where streaming costs one
-    /// per read), else as an open file to stream.
+    /// bytes (from memory when kept, else one trip to the blocking pool for open, read and
+    /// close, where streaming costs one per read), else as an open file to stream.
     pub async fn read_blob(
         &self,
         id: &str,
@@ -128,7 +134,14 @@ impl BlobStore {
     ) -> Result<BlobContents, Error> {
         let path = self.path_of(id);
         let read = if size <= whole_up_to {
-            fs::read(path).await.map(|v| BlobContents::Whole(v.into()))
+            if let Some(bytes) = self.cache.get(id) {
+                return Ok(BlobContents::Whole(bytes));
+            }
+            fs::read(path).await.map(|v| {
+                let bytes = bytes::Bytes::from(v);
+                self.cache.put(id, &bytes);
+                BlobContents::Whole(bytes)
+            })
         } else {
             fs::File::open(path).await.map(BlobContents::Stream)
         };
@@ -141,6 +154,7 @@ impl BlobStore {
 
     /// Removes a blob no version points at any more; a missing blob is not an error.
     pub async fn remove(&self, id: &str) {
+        self.cache.forget(id);
         if let Err(e) = fs::remove_file(self.path_of(id)).await
             && e.kind() != std::io::ErrorKind::NotFound
         {
@@ -155,5 +169,60 @@ fn classify_body_error(message: &str, limit: u64) -> Error {
         Error::PayloadTooLarge { limit }
     } else {
         Error::BadRequest(format!("the request body could not be read: {message}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store_with(cache_bytes: usize) -> BlobStore {
+        let dir = std::env::temp_dir().join(crate::identity::new_id("blobs-test"));
+        let store = BlobStore::new(&dir, cache_bytes);
+        store.prepare().await.unwrap();
+        store
+    }
+
+    async fn put(store: &BlobStore, bytes: &'static [u8]) -> StoredBlob {
+        let body =
+            futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(bytes))]);
+        store.write(body, 1 << 20).await.unwrap()
+    }
+
+    async fn read(store: &BlobStore, blob: &StoredBlob) -> Result<Vec<u8>, Error> {
+        match store.read_blob(&blob.id, blob.size, 1 << 10).await? {
+            BlobContents::Whole(b) => Ok(b.to_vec()),
+            BlobContents::Stream(_) => panic!("a small blob is read whole"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_small_blob_read_again_comes_from_memory_until_removed() {
+        let store = store_with(1 << 20).await;
+        let blob = put(&store, b"kept").await;
+        assert_eq!(read(&store, &blob).await.unwrap(), b"kept");
+        // Gone from disk behind the store's back: the second read never touches the disk.
+        std::fs::remove_file(store.path_of(&blob.id)).unwrap();
+        assert_eq!(read(&store, &blob).await.unwrap(), b"kept");
+        store.remove(&blob.id).await;
+        assert!(matches!(read(&store, &blob).await, Err(Error::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn without_memory_every_read_is_from_disk() {
+        let store = store_with(0).await;
+        let blob = put(&store, b"not kept").await;
+        assert_eq!(read(&store, &blob).await.unwrap(), b"not kept");
+        std::fs::remove_file(store.path_of(&blob.id)).unwrap();
+        assert!(matches!(read(&store, &blob).await, Err(Error::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn a_blob_streamed_is_not_kept() {
+        let store = store_with(1 << 20).await;
+        let blob = put(&store, b"streamed, not whole").await;
+        let contents = store.read_blob(&blob.id, blob.size, 4).await.unwrap();
+        assert!(matches!(contents, BlobContents::Stream(_)));
+        assert!(store.cache.get(&blob.id).is_none());
     }
 }

@@ -60,7 +60,12 @@ pub struct Settings {
     pub plugins: crate::authz::plugins::PluginSettings,
     /// The life of an OAuth access token, in seconds (at most 900).
     pub oauth_access_token_ttl: i64,
+    /// How many bytes of small blobs are kept in memory (0: none).
+    pub blob_cache_bytes: usize,
 }
+
+/// The default memory for small blobs: 32 MiB.
+pub const DEFAULT_BLOB_CACHE_BYTES: usize = 32 << 20;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -74,6 +79,7 @@ impl Default for Settings {
             storage_quota_max: DEFAULT_STORAGE_QUOTA,
             plugins: crate::authz::plugins::PluginSettings::default(),
             oauth_access_token_ttl: crate::oauth::MAX_ACCESS_TOKEN_TTL,
+            blob_cache_bytes: DEFAULT_BLOB_CACHE_BYTES,
         }
     }
 }
@@ -110,7 +116,7 @@ impl Warrant {
         let store = Store::open(database_url).await?;
         // The database holds the OAuth signing keys: only the server's user may read it.
         oauth::restrict_sqlite_file(database_url);
-        let blobs = BlobStore::new(data_dir);
+        let blobs = BlobStore::new(data_dir, settings.blob_cache_bytes);
         let mut plugin_settings = settings.plugins.clone();
         if plugin_settings.cache_dir.is_none() {
             plugin_settings.cache_dir = Some(data_dir.join("plugin-cache"));
