@@ -96,8 +96,12 @@ fn mcp_read(token: &str, ws: &str, path: &str, session: Option<&str>) -> Request
 
 /// A POST of one JSON-RPC message to `/mcp`, as MCP clients send it.
 fn mcp_post(token: &str, message: serde_json::Value, version: &'static str) -> Request<Body> {
-    let mut req = request(Method::POST, "/mcp", token, Body::from(message.to_string()));
+    let body = message.to_string();
+    let length = header::HeaderValue::from(body.len());
+    let mut req = request(Method::POST, "/mcp", token, Body::from(body));
     let headers = req.headers_mut();
+    // As hyper gives it from the client's request.
+    headers.insert(header::CONTENT_LENGTH, length);
     headers.insert(header::HOST, header::HeaderValue::from_static("127.0.0.1"));
     headers.insert(
         header::CONTENT_TYPE,

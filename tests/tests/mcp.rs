@@ -6,14 +6,14 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use rmcp::RoleClient;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientConfig, ProtocolVersion,
     ReadResourceRequestParams, ResourceContents,
 };
-use rmcp::service::RunningService;
+use rmcp::service::{ClientLifecycleMode, RunningService, serve_client_with_lifecycle};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use warrant_e2e::*;
 
@@ -30,16 +30,27 @@ both_backends!(
 
 type Client = RunningService<RoleClient, ClientConfig>;
 
-/// An rmcp client speaking `version` (2025-11-25: a session; 2026-07-28: stateless).
+/// An rmcp client speaking `version`: 2025-11-25 opens a session with `initialize`;
+/// 2026-07-28 starts with `server/discover` and sends every request on its own, its protocol
+/// version and client in `_meta` (the stateless revision).
 async fn connect_version(s: &TestServer, token: &str, version: ProtocolVersion) -> Client {
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(s.root_url("/mcp")).auth_header(token),
     );
-    ClientConfig::default()
-        .with_protocol_version(version)
-        .serve(transport)
-        .await
-        .expect("MCP client connects")
+    let lifecycle = if version.has_initialize() {
+        ClientLifecycleMode::Initialize
+    } else {
+        ClientLifecycleMode::Discover {
+            preferred_versions: vec![version.clone()],
+        }
+    };
+    serve_client_with_lifecycle(
+        ClientConfig::default().with_protocol_version(version),
+        transport,
+        lifecycle,
+    )
+    .await
+    .expect("MCP client connects")
 }
 
 async fn connect(s: &TestServer, token: &str) -> Client {
@@ -294,6 +305,25 @@ async fn a_pat_session_lists_and_calls_tools(backend: Backend) {
     )
     .await);
     assert_eq!(read["base64"], json!(b64));
+    // Its calls are decided by the same pipeline, and logged like any other.
+    ok(call(
+        &stateless,
+        "write_file",
+        json!({"workspace": ws, "path": "stateless/note.txt", "text": "no session"}),
+    )
+    .await);
+    assert_eq!(
+        s.get_file(&s.owner_token, &ws, "stateless/note.txt")
+            .await
+            .body,
+        b"no session".to_vec()
+    );
+    s.logged_decision(&ws, "limit=100", |d| {
+        d["transport"] == json!("mcp")
+            && d["action"] == json!("files:write")
+            && d["resource"] == json!("stateless/note.txt")
+    })
+    .await;
     stateless.cancel().await.ok();
 }
 

@@ -6,6 +6,7 @@
 
 mod auth;
 mod coalesce;
+mod direct;
 mod legacy_sse;
 pub(crate) mod server;
 pub(crate) mod tools;
@@ -143,6 +144,19 @@ fn own_origin(public_url: &str) -> Option<String> {
 
 /// The MCP routes and the Protected Resource Metadata documents.
 pub fn router(state: &AppState) -> Router<AppState> {
+    routes(state, Direct::Answer)
+}
+
+/// Whether `/mcp` answers the stateless revision's tool calls itself ([`direct`]) or leaves
+/// every request to the SDK (the tests compare the two).
+#[derive(Clone, Copy, PartialEq)]
+enum Direct {
+    Answer,
+    #[cfg_attr(not(test), allow(dead_code))]
+    LeaveToSdk,
+}
+
+fn routes(state: &AppState, direct: Direct) -> Router<AppState> {
     let catalogue = Arc::new(tools::Catalogue::new());
     let handler = WarrantMcp::new(state.warrant.clone(), catalogue);
     let session_manager = Arc::new(LocalSessionManager::default());
@@ -170,15 +184,24 @@ pub fn router(state: &AppState) -> Router<AppState> {
     // Shared, not cloned per request: as a route's service it would be cloned for every
     // request, and again by its own `call`, each time copying its configuration (the allowed
     // hosts and origins, a handful of allocations); `handle` needs only a reference.
+    let direct_handler = handler.clone();
     let service = Arc::new(StreamableHttpService::new(
         move || Ok(handler.clone()),
         session_manager,
         config,
     ));
+    let hosts: Arc<[String]> = allowed_hosts(&state.public_url).into();
     let guarded = Router::new()
         .route(
             "/mcp",
             any(move |req: axum::extract::Request| async move {
+                let req = match direct {
+                    Direct::Answer => match direct::answer(&direct_handler, &hosts, req).await {
+                        Ok(response) => return response,
+                        Err(req) => req,
+                    },
+                    Direct::LeaveToSdk => req,
+                };
                 service.handle(req).await.map(axum::body::Body::new)
             }),
         )

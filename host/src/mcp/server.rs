@@ -77,6 +77,34 @@ fn parse_uri(uri: &str) -> Result<(&str, &str)> {
 }
 
 impl WarrantMcp {
+    /// `tools/call` for `caller`: the one way a tool is called, whichever path the request took
+    /// ([`super::direct`] or the SDK's service).
+    pub(crate) async fn call(
+        &self,
+        caller: Caller,
+        request: CallToolRequestParams,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let Some(spec) = self.catalogue.get(&request.name) else {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool {}", request.name),
+                None,
+            ));
+        };
+        let args = serde_json::Value::Object(request.arguments.unwrap_or_default());
+        // A tool the token's scopes cannot use is still called: the pipeline refuses it at the
+        // scope layer, and that refusal is logged like any other.
+        let result = match spec.call(self.warrant.clone(), caller, args).await {
+            Ok(result) => result,
+            Err(e) => tools::tool_error(&e),
+        };
+        Ok(result.into())
+    }
+
+    /// True when `name` is a tool of the catalogue.
+    pub(crate) fn has_tool(&self, name: &str) -> bool {
+        self.catalogue.get(name).is_some()
+    }
+
     async fn list_file_resources(&self, caller: &Caller) -> Result<Vec<Resource>> {
         let mut out = Vec::new();
         if !caller.grant.scopes.allows(Scope::FilesRead) {
@@ -158,20 +186,7 @@ impl ServerHandler for WarrantMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = caller_of(&ctx)?;
-        let Some(spec) = self.catalogue.get(&request.name) else {
-            return Err(ErrorData::invalid_params(
-                format!("unknown tool {}", request.name),
-                None,
-            ));
-        };
-        let args = serde_json::Value::Object(request.arguments.unwrap_or_default());
-        // A tool the token's scopes cannot use is still called: the pipeline refuses it at the
-        // scope layer, and that refusal is logged like any other.
-        let result = match spec.call(self.warrant.clone(), caller, args).await {
-            Ok(result) => result,
-            Err(e) => tools::tool_error(&e),
-        };
-        Ok(result.into())
+        self.call(caller, request).await
     }
 
     async fn list_resources(
