@@ -204,11 +204,8 @@ fn host_allowed(headers: &HeaderMap, allowed_hosts: &[String]) -> bool {
     one(headers, header::HOST.as_str())
         .and_then(|host| axum::http::uri::Authority::try_from(host).ok())
         .is_some_and(|authority| {
-            let host = authority
-                .host()
-                .trim_matches(['[', ']'])
-                .to_ascii_lowercase();
-            allowed_hosts.contains(&host)
+            let host = authority.host().trim_matches(['[', ']']);
+            allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host))
         })
 }
 
