@@ -13,7 +13,7 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientCapabilities, ErrorData, Implementation,
@@ -31,6 +31,11 @@ pub(crate) const MAX_BODY_BYTES: u64 = 64 * 1024;
 
 /// The revision served here: the first without sessions.
 const VERSION: &str = "2026-07-28";
+/// The standard headers of the revision (SEP-2243), named once: looking a header up by a
+/// `&str` parses the name again every time.
+static PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+static METHOD: HeaderName = HeaderName::from_static("mcp-method");
+static NAME: HeaderName = HeaderName::from_static("mcp-name");
 /// Header values the SDK wraps in this when they are not plain text (SEP-2243).
 const ENCODED_PREFIX: &str = "=?base64?";
 
@@ -147,16 +152,12 @@ fn tool_named_in_headers<'h>(headers: &'h HeaderMap, allowed_hosts: &[String]) -
     {
         return None;
     }
-    if one(headers, "mcp-protocol-version")? != VERSION
-        || one(headers, "mcp-method")? != "tools/call"
-    {
+    if one(headers, &PROTOCOL_VERSION)? != VERSION || one(headers, &METHOD)? != "tools/call" {
         return None;
     }
-    let tool = one(headers, "mcp-name").filter(|t| !t.starts_with(ENCODED_PREFIX))?;
-    let length: u64 = one(headers, header::CONTENT_LENGTH.as_str())?
-        .parse()
-        .ok()?;
-    let json_in = one(headers, header::CONTENT_TYPE.as_str())?
+    let tool = one(headers, &NAME).filter(|t| !t.starts_with(ENCODED_PREFIX))?;
+    let length: u64 = one(headers, &header::CONTENT_LENGTH)?.parse().ok()?;
+    let json_in = one(headers, &header::CONTENT_TYPE)?
         .split(';')
         .next()
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"));
@@ -168,7 +169,7 @@ fn tool_named_in_headers<'h>(headers: &'h HeaderMap, allowed_hosts: &[String]) -
 }
 
 /// The one value of header `name` as text; `None` when it is absent, repeated or not text.
-fn one<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+fn one<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
     let mut values = headers.get_all(name).iter();
     let value = values.next()?;
     values
@@ -181,7 +182,7 @@ fn one<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// `Accept` names both `application/json` and `text/event-stream`, neither with a weight (a
 /// weighted or quoted list is the SDK's to read).
 fn accepts_json_and_events(headers: &HeaderMap) -> bool {
-    let Some(accept) = one(headers, header::ACCEPT.as_str()) else {
+    let Some(accept) = one(headers, &header::ACCEPT) else {
         return false;
     };
     if accept.contains('"') {
@@ -201,7 +202,7 @@ fn accepts_json_and_events(headers: &HeaderMap) -> bool {
 
 /// The `Host` is one the SDK's DNS-rebinding check allows (any port).
 fn host_allowed(headers: &HeaderMap, allowed_hosts: &[String]) -> bool {
-    one(headers, header::HOST.as_str())
+    one(headers, &header::HOST)
         .and_then(|host| axum::http::uri::Authority::try_from(host).ok())
         .is_some_and(|authority| {
             let host = authority.host().trim_matches(['[', ']']);
