@@ -3,9 +3,9 @@
 //! the decision record, the answer's JSON) called as a tower service, against a bare axum
 //! hello called the same way; and the load benchmark's other reads alike: the download, and
 //! MCP `tools/call read_file` in both revisions (a 2025-11-25 session, the stateless
-//! 2026-07-28), so that MCP's share of a read can be told to a few per cent. No sockets, no hyper, no load generator: what is left is the
-//! request path Warrant owns, steady enough for criterion to tell a change of a few per cent,
-//! which the load benchmark (`scripts/bench-load`) on two shared vCPUs cannot. The decision
+//! 2026-07-28). No sockets, no hyper, no load generator: what is left is the request path
+//! Warrant owns, steady enough for criterion to tell a change of a few per cent, which the
+//! load benchmark (`scripts/bench-load`) on two shared vCPUs cannot. The decision
 //! log's writer runs beside it on the runtime, and the server's logging is set up (each
 //! request opens its trace span), as in the server; the writer's own cost is the
 //! `decision_log` bench's.

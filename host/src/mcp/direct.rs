@@ -27,7 +27,7 @@ use super::auth::SESSION_HEADER;
 use crate::authz::Caller;
 
 /// The largest body answered here; larger calls (writes of big files) go to the SDK.
-pub(crate) const MAX_BODY_BYTES: u64 = 64 * 1024;
+const MAX_BODY_BYTES: u64 = 64 * 1024;
 
 /// The revision served here: the first without sessions.
 const VERSION: &str = "2026-07-28";
@@ -86,13 +86,11 @@ pub(crate) async fn answer(
     allowed_hosts: &[String],
     req: Request,
 ) -> Result<Response, Request> {
-    let Some(tool) = tool_named_in_headers(req.headers(), allowed_hosts) else {
-        return Err(req);
-    };
-    if req.method() != Method::POST || !handler.has_tool(tool) {
+    if req.method() != Method::POST
+        || !tool_named_in_headers(req.headers(), allowed_hosts).is_some_and(|t| handler.has_tool(t))
+    {
         return Err(req);
     }
-    let tool = tool.to_string();
     let Some(caller) = req.extensions().get::<Caller>().cloned() else {
         return Err(req);
     };
@@ -106,7 +104,7 @@ pub(crate) async fn answer(
     let call = match serde_json::from_slice::<Call>(&bytes) {
         Ok(call)
             if call.method == "tools/call"
-                && call.params.name == tool
+                && one(&parts.headers, &NAME) == Some(call.params.name.as_str())
                 && call.params.meta.protocol_version == ProtocolVersion::V_2026_07_28 =>
         {
             call
@@ -194,7 +192,7 @@ fn accepts_json_and_events(headers: &HeaderMap) -> bool {
             parts
                 .next()
                 .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(wanted))
-                && parts.all(|p| !p.trim_start().to_ascii_lowercase().starts_with('q'))
+                && parts.all(|p| !p.trim_start().starts_with(['q', 'Q']))
         })
     };
     plain("application/json") && plain("text/event-stream")

@@ -149,7 +149,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 
 /// Whether `/mcp` answers the stateless revision's tool calls itself ([`direct`]) or leaves
 /// every request to the SDK (the tests compare the two).
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Direct {
     Answer,
     #[cfg_attr(not(test), allow(dead_code))]
@@ -176,8 +176,10 @@ fn routes(state: &AppState, direct: Direct) -> Router<AppState> {
         handler: handler.clone(),
         legacy: legacy_sse::Sessions::default(),
     });
+    // The host names the SDK's DNS-rebinding check allows; the direct answers check the same.
+    let hosts: Arc<[String]> = allowed_hosts(&state.public_url).into();
     let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(allowed_hosts(&state.public_url))
+        .with_allowed_hosts(hosts.to_vec())
         // Stateless (2026-07-28) replies that are one message go out as plain JSON.
         .with_json_response(true)
         .with_cancellation_token(SHUTDOWN.child_token());
@@ -190,7 +192,6 @@ fn routes(state: &AppState, direct: Direct) -> Router<AppState> {
         session_manager,
         config,
     ));
-    let hosts: Arc<[String]> = allowed_hosts(&state.public_url).into();
     let guarded = Router::new()
         .route(
             "/mcp",
