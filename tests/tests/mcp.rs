@@ -649,6 +649,8 @@ async fn open_session(s: &TestServer, token: &str) -> String {
 }
 
 const TOOLS_LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+const WHOAMI_CALL: &str =
+    r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_without_a_valid_token_get_the_challenge() {
@@ -745,14 +747,30 @@ async fn a_session_is_bound_to_its_principal() {
     .await;
     owner_list.expect(200);
     assert!(owner_list.text().contains("write_file"));
-
-    let r = send(
-        mcp_post(&s, Some(&other), TOOLS_LIST)
+    // A tool call of the common shape is answered in place, as one JSON reply.
+    let whoami = send(
+        mcp_post(&s, Some(&s.owner_token), WHOAMI_CALL)
             .header("mcp-session-id", &id)
             .header("mcp-protocol-version", "2025-11-25"),
     )
     .await;
-    r.expect(404);
+    let reply = whoami.expect_json(200);
+    assert_eq!(
+        whoami.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(reply["id"], json!(3));
+    assert_eq!(reply["result"]["isError"], json!(false), "{reply}");
+
+    for body in [TOOLS_LIST, WHOAMI_CALL] {
+        let r = send(
+            mcp_post(&s, Some(&other), body)
+                .header("mcp-session-id", &id)
+                .header("mcp-protocol-version", "2025-11-25"),
+        )
+        .await;
+        r.expect(404);
+    }
     let r = send(
         s.client
             .delete(s.root_url("/mcp"))
@@ -771,13 +789,15 @@ async fn a_session_is_bound_to_its_principal() {
     )
     .await;
     assert!(r.status.is_success(), "DELETE: {} {}", r.status, r.text());
-    send(
-        mcp_post(&s, Some(&s.owner_token), TOOLS_LIST)
-            .header("mcp-session-id", &id)
-            .header("mcp-protocol-version", "2025-11-25"),
-    )
-    .await
-    .expect(404);
+    for body in [TOOLS_LIST, WHOAMI_CALL] {
+        send(
+            mcp_post(&s, Some(&s.owner_token), body)
+                .header("mcp-session-id", &id)
+                .header("mcp-protocol-version", "2025-11-25"),
+        )
+        .await
+        .expect(404);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,75 +1,90 @@
-//! The 2026-07-28 revision's `tools/call`, answered where it arrives.
+//! `tools/call`, answered where it arrives.
 //!
-//! That revision has no sessions: each request carries its protocol version and client in
-//! `_meta` and names its method and tool in headers, so its answer needs nothing but the
-//! handler. The SDK serves it with a service made for that one request — a parse through
-//! serde's untagged enums, the whole message serialised again to check its headers, three
-//! spawned tasks and their channels — which cost the server more than the read the call
-//! carried (docs/performance.md). A request of exactly the common shape is answered here, by
-//! the same [`WarrantMcp::call`] and written with the SDK's own types. Anything else —
-//! another method or version, a field or header this module does not know, a session, a
-//! browser's `Origin`, a body without a length or over [`MAX_BODY_BYTES`] — goes to the SDK
-//! as it came, which answers or refuses it as before. The tests hold the two answers equal.
+//! The SDK serves a tool call through machinery the call does not need. In the 2026-07-28
+//! revision it builds a service for each request: a parse through serde's untagged enums,
+//! the whole message serialised again to check its headers, three spawned tasks and their
+//! channels. In a session of an earlier revision the call travels from the HTTP request to
+//! the session's worker task, on to the service's loop and a task for the handler, and back
+//! the same way to an event stream. Either cost the server more than the read the call
+//! carried (docs/performance.md). A call of exactly the common shape is answered here, by the
+//! same [`WarrantMcp::call`], shaped for its revision as the SDK shapes it and written with
+//! the SDK's own types, as one JSON reply — which the transport lets a server give to any
+//! request, and every client must take. Anything else — another method or version, a field
+//! or header this module does not know, a browser's `Origin`, a body without a length or
+//! over [`MAX_BODY_BYTES`], a session the SDK no longer holds or has not served lately (its
+//! idle timer must see the session in use, [`super::SDK_SEES_A_SESSION_EVERY`]) — goes to the
+//! SDK as it came, which answers or refuses it as before. The tests hold the answers equal.
+//!
+//! What a session call answered here does not have that the SDK's has: an event id to resume
+//! its stream by (a JSON reply has no stream), and a `notifications/cancelled` that makes the
+//! SDK drop the reply (the handler ignores cancellation on either path, so the call runs to
+//! its end the same; the client ignores a reply to a request it cancelled). No tool sends
+//! notifications or asks the client anything while it runs.
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ClientCapabilities, ErrorData, Implementation,
-    JsonObject, JsonRpcVersion2_0, ProgressToken, ProtocolVersion, RequestId, ServerJsonRpcMessage,
-    ServerResult,
+    CallToolRequestParams, ClientCapabilities, Implementation, JsonObject, JsonRpcVersion2_0,
+    ProgressToken, ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult,
 };
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-use super::WarrantMcp;
+use super::McpState;
 use super::auth::SESSION_HEADER;
 use crate::authz::Caller;
 
 /// The largest body answered here; larger calls (writes of big files) go to the SDK.
 const MAX_BODY_BYTES: u64 = 64 * 1024;
 
-/// The revision served here: the first without sessions.
-const VERSION: &str = "2026-07-28";
-/// The standard headers of the revision (SEP-2243), named once: looking a header up by a
-/// `&str` parses the name again every time.
+/// The first revision without sessions.
+const STATELESS: &str = "2026-07-28";
+/// The revisions with sessions whose calls are answered here: those whose clients name the
+/// session's version in a header (older ones are the SDK's to read).
+const WITH_SESSIONS: [&str; 2] = ["2025-06-18", "2025-11-25"];
+/// The standard headers (SEP-2243), named once: looking a header up by a `&str` parses the
+/// name again every time.
 static PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 static METHOD: HeaderName = HeaderName::from_static("mcp-method");
 static NAME: HeaderName = HeaderName::from_static("mcp-name");
+static SESSION: HeaderName = HeaderName::from_static(SESSION_HEADER);
 /// Header values the SDK wraps in this when they are not plain text (SEP-2243).
 const ENCODED_PREFIX: &str = "=?base64?";
 
-/// A `tools/call` request of the 2026-07-28 revision, as clients send it; a member of any
-/// other name makes it someone else's (the SDK's) to answer.
+/// A `tools/call` request as clients send it, with the `_meta` of its revision; a member of
+/// any other name makes it someone else's (the SDK's) to answer.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Call {
+struct Call<M> {
     #[allow(dead_code)] // checked by its type: only "2.0" parses
     jsonrpc: JsonRpcVersion2_0,
     id: RequestId,
     method: String,
-    params: Params,
+    params: Params<M>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Params {
+struct Params<M> {
     name: String,
     #[serde(default)]
     arguments: Option<JsonObject>,
-    #[serde(rename = "_meta")]
-    meta: Meta,
+    #[serde(rename = "_meta", default = "Option::default")]
+    meta: Option<M>,
 }
 
-/// The request's `_meta`: what the revision requires, the client's name, and the token the
-/// client would match progress notifications by (no tool sends any; SDK clients always give
-/// one).
+/// The `_meta` of a 2026-07-28 request: what the revision requires, the client's name, and
+/// the token the client would match progress notifications by (no tool sends any; SDK
+/// clients always give one).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Meta {
+struct StatelessMeta {
     #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
     protocol_version: ProtocolVersion,
     #[serde(rename = "io.modelcontextprotocol/clientCapabilities")]
+    #[allow(dead_code)] // checked by its type, as the SDK reads it
     client_capabilities: ClientCapabilities,
     #[serde(rename = "io.modelcontextprotocol/clientInfo", default)]
     #[allow(dead_code)] // checked by its type, as the SDK reads it
@@ -79,18 +94,77 @@ struct Meta {
     progress_token: Option<ProgressToken>,
 }
 
-/// Answers `req` when it is a 2026-07-28 `tools/call` of the common shape from an
-/// authenticated caller; gives it back, whole, otherwise.
-pub(crate) async fn answer(
-    handler: &WarrantMcp,
-    allowed_hosts: &[String],
-    req: Request,
-) -> Result<Response, Request> {
-    if req.method() != Method::POST
-        || !tool_named_in_headers(req.headers(), allowed_hosts).is_some_and(|t| handler.has_tool(t))
-    {
+/// The `_meta` of a request in a session: at most a progress token.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionMeta {
+    #[serde(rename = "progressToken", default)]
+    #[allow(dead_code)] // checked by its type, as the SDK reads it
+    progress_token: Option<ProgressToken>,
+}
+
+impl<M> Call<M> {
+    /// The call's id and parameters, when it is a `tools/call` of a tool `Mcp-Name` does not
+    /// contradict (the stateless revision must name it).
+    fn into_request(
+        self,
+        headers: &HeaderMap,
+        stateless: bool,
+    ) -> Option<(RequestId, CallToolRequestParams)> {
+        let named = match optional(headers, &NAME)? {
+            Some(named) => named == self.params.name,
+            None => !stateless,
+        };
+        if self.method != "tools/call" || !named {
+            return None;
+        }
+        let mut params = CallToolRequestParams::new(self.params.name);
+        params.arguments = self.params.arguments;
+        Some((self.id, params))
+    }
+}
+
+/// The call in `body`, of the revision the headers named.
+fn parse(
+    body: &[u8],
+    headers: &HeaderMap,
+    stateless: bool,
+) -> Option<(RequestId, CallToolRequestParams)> {
+    fn of<M: DeserializeOwned>(body: &[u8]) -> Option<Call<M>> {
+        serde_json::from_slice(body).ok()
+    }
+    if stateless {
+        of::<StatelessMeta>(body)
+            .filter(|call| {
+                call.params
+                    .meta
+                    .as_ref()
+                    .is_some_and(|m| m.protocol_version == ProtocolVersion::V_2026_07_28)
+            })?
+            .into_request(headers, true)
+    } else {
+        of::<SessionMeta>(body)?.into_request(headers, false)
+    }
+}
+
+/// Answers `req` when it is a `tools/call` of the common shape from an authenticated caller;
+/// gives it back, whole, otherwise.
+pub(crate) async fn answer(mcp: &McpState, req: Request) -> Result<Response, Request> {
+    if req.method() != Method::POST {
         return Err(req);
     }
+    let Some(revision) = revision(req.headers(), &mcp.allowed_hosts) else {
+        return Err(req);
+    };
+    let stateless = match revision {
+        Revision::Stateless => true,
+        Revision::Session(id) => {
+            if !mcp.session_answerable_in_place(id).await {
+                return Err(req);
+            }
+            false
+        }
+    };
     let Some(caller) = req.extensions().get::<Caller>().cloned() else {
         return Err(req);
     };
@@ -101,59 +175,66 @@ pub(crate) async fn answer(
         // The body broke off (the client went away): the SDK answers an unreadable message.
         Err(_) => return Err(Request::from_parts(parts, Body::empty())),
     };
-    let call = match serde_json::from_slice::<Call>(&bytes) {
-        Ok(call)
-            if call.method == "tools/call"
-                && one(&parts.headers, &NAME) == Some(call.params.name.as_str())
-                && call.params.meta.protocol_version == ProtocolVersion::V_2026_07_28 =>
-        {
-            call
+    let Some((id, params)) = parse(&bytes, &parts.headers, stateless)
+        .filter(|(_, params)| mcp.handler.has_tool(&params.name))
+    else {
+        return Err(Request::from_parts(parts, Body::from(bytes)));
+    };
+    let message = match mcp.handler.call(caller, params).await {
+        Ok(result) => {
+            let mut result = ServerResult::CallToolResult(result);
+            if !stateless {
+                // As the SDK answers a peer of a revision before 2026-07-28.
+                result.strip_result_type_for_legacy_peer();
+                result.strip_non_object_output_for_legacy_peer();
+            }
+            ServerJsonRpcMessage::response(result, id)
         }
-        _ => return Err(Request::from_parts(parts, Body::from(bytes))),
+        Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
     };
-    let tasks = call.params.meta.client_capabilities.supports_tasks();
-    let mut params = CallToolRequestParams::new(call.params.name);
-    params.arguments = call.params.arguments;
-    let (status, message) = match handler.call(caller, params).await {
-        // As the SDK: a task may only answer a client that declared it can take one.
-        Ok(CallToolResponse::Task(_)) if !tasks => (
-            StatusCode::BAD_REQUEST,
-            ServerJsonRpcMessage::error(
-                ErrorData::missing_required_client_capability(
-                    ClientCapabilities::builder().enable_tasks().build(),
-                ),
-                Some(call.id),
-            ),
-        ),
-        Ok(response) => (
-            StatusCode::OK,
-            ServerJsonRpcMessage::response(ServerResult::from(response), call.id),
-        ),
-        Err(error) => (
-            StatusCode::OK,
-            ServerJsonRpcMessage::error(error, Some(call.id)),
-        ),
-    };
-    Ok(json(status, &message))
+    Ok(json(StatusCode::OK, &message))
 }
 
-/// The tool a request names in `Mcp-Name`, when its headers are those of a 2026-07-28
-/// `tools/call` answered here: one plain value of each standard header, JSON in, JSON or an
-/// event stream accepted, an allowed `Host`, a declared length within [`MAX_BODY_BYTES`],
-/// and nothing that asks for more (a session, an `Origin`, parameters in headers).
-fn tool_named_in_headers<'h>(headers: &'h HeaderMap, allowed_hosts: &[String]) -> Option<&'h str> {
-    if headers.contains_key(SESSION_HEADER)
-        || headers.contains_key(header::ORIGIN)
+/// The revision of a request whose headers are those of a `tools/call` answered here.
+enum Revision<'h> {
+    /// 2026-07-28.
+    Stateless,
+    /// An earlier revision, in the session of this id.
+    Session(&'h str),
+}
+
+/// The revision of a request whose headers are those of a `tools/call` answered here: one
+/// plain value of each header it has, of a revision answered here, JSON in, JSON or an event
+/// stream accepted, an allowed `Host`, a declared length within [`MAX_BODY_BYTES`], and
+/// nothing that asks for more (an `Origin`, parameters in headers). The stateless revision
+/// names the method and tool in headers; a session's requests may.
+fn revision<'h>(headers: &'h HeaderMap, allowed_hosts: &[String]) -> Option<Revision<'h>> {
+    if headers.contains_key(header::ORIGIN)
         || headers
             .keys()
             .any(|name| name.as_str().starts_with("mcp-param-"))
     {
         return None;
     }
-    if one(headers, &PROTOCOL_VERSION)? != VERSION || one(headers, &METHOD)? != "tools/call" {
+    let version = one(headers, &PROTOCOL_VERSION)?;
+    let session = optional(headers, &SESSION)?;
+    let revision = match session {
+        None if version == STATELESS => Revision::Stateless,
+        Some(id) if WITH_SESSIONS.contains(&version) => Revision::Session(id),
+        _ => return None,
+    };
+    let method = optional(headers, &METHOD)?;
+    let tool = optional(headers, &NAME)?;
+    let named = match revision {
+        Revision::Stateless => method.is_some() && tool.is_some(),
+        Revision::Session(_) => true,
+    };
+    if !named
+        || method.is_some_and(|m| m != "tools/call")
+        || tool.is_some_and(|t| t.starts_with(ENCODED_PREFIX))
+    {
         return None;
     }
-    let tool = one(headers, &NAME).filter(|t| !t.starts_with(ENCODED_PREFIX))?;
     let length: u64 = one(headers, &header::CONTENT_LENGTH)?.parse().ok()?;
     let json_in = one(headers, &header::CONTENT_TYPE)?
         .split(';')
@@ -163,7 +244,17 @@ fn tool_named_in_headers<'h>(headers: &'h HeaderMap, allowed_hosts: &[String]) -
         && json_in
         && accepts_json_and_events(headers)
         && host_allowed(headers, allowed_hosts))
-    .then_some(tool)
+    .then_some(revision)
+}
+
+/// The value of header `name` as text, or `None` within when it is absent; `None` when it is
+/// repeated or not text.
+fn optional<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<Option<&'h str>> {
+    if headers.contains_key(name) {
+        one(headers, name).map(Some)
+    } else {
+        Some(None)
+    }
 }
 
 /// The one value of header `name` as text; `None` when it is absent, repeated or not text.

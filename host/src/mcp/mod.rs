@@ -13,6 +13,7 @@ pub(crate) mod tools;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::HeaderValue;
@@ -40,14 +41,30 @@ pub fn shutdown() {
 /// Above this many bound sessions, bindings of sessions that have ended are swept.
 const SWEEP_ABOVE: usize = 4096;
 
+/// How long after the SDK last served a request of a session its tool calls may be answered
+/// in place ([`direct`]); the next one after that goes to the SDK again. The SDK closes a
+/// session it has seen nothing of for its idle timeout (five minutes), so a session in use
+/// never looks idle to it.
+const SDK_SEES_A_SESSION_EVERY: Duration = Duration::from_secs(30);
+
+/// A Streamable HTTP session as the guard knows it.
+struct Bound {
+    /// The principal that created it; no one else may use it.
+    principal: String,
+    /// When the SDK last served one of its requests (and so restarted its idle timer).
+    sdk_seen: Instant,
+}
+
 /// What the MCP endpoints share.
 pub(crate) struct McpState {
     warrant: Arc<Warrant>,
     public_url: Arc<str>,
     /// Allowed browser origins, normalised (`scheme://host[:port]`, lower case).
     origins: Vec<String>,
-    /// Streamable HTTP session id → the principal that created it.
-    sessions: Mutex<HashMap<String, String>>,
+    /// The host names the SDK's DNS-rebinding check allows; the direct answers check the same.
+    allowed_hosts: Vec<String>,
+    /// Streamable HTTP session id → who created it, and when the SDK last saw it.
+    sessions: Mutex<HashMap<String, Bound>>,
     session_manager: Arc<LocalSessionManager>,
     handler: WarrantMcp,
     legacy: legacy_sse::Sessions,
@@ -75,20 +92,59 @@ impl McpState {
     fn session_belongs_to(&self, id: &str, principal: &str) -> bool {
         self.sessions
             .lock()
-            .map(|s| s.get(id).is_some_and(|p| p == principal))
+            .map(|s| s.get(id).is_some_and(|b| b.principal == principal))
             .unwrap_or(false)
     }
 
     async fn bind_session(&self, id: &str, principal: String) {
+        let bound = Bound {
+            principal,
+            sdk_seen: Instant::now(),
+        };
         let len = match self.sessions.lock() {
             Ok(mut s) => {
-                s.insert(id.to_string(), principal);
+                s.insert(id.to_string(), bound);
                 s.len()
             }
             Err(_) => return,
         };
         if len > SWEEP_ABOVE {
             self.sweep().await;
+        }
+    }
+
+    /// Notes that the SDK has just served a request of session `id`.
+    fn sdk_served(&self, id: &str) {
+        if let Ok(mut s) = self.sessions.lock()
+            && let Some(bound) = s.get_mut(id)
+        {
+            bound.sdk_seen = Instant::now();
+        }
+    }
+
+    /// True when a tool call of session `id` may be answered in place: the SDK still holds the
+    /// session and has served one of its requests lately (see [`SDK_SEES_A_SESSION_EVERY`]).
+    async fn session_answerable_in_place(&self, id: &str) -> bool {
+        let lately = self.sessions.lock().is_ok_and(|s| {
+            s.get(id)
+                .is_some_and(|b| b.sdk_seen.elapsed() < SDK_SEES_A_SESSION_EVERY)
+        });
+        let sid: rmcp::transport::streamable_http_server::SessionId = id.into();
+        lately
+            && self
+                .session_manager
+                .has_session(&sid)
+                .await
+                .unwrap_or(false)
+    }
+
+    /// As if the SDK had last seen session `id` `ago`.
+    #[cfg(test)]
+    fn sdk_last_served(&self, id: &str, ago: Duration) {
+        if let Ok(mut s) = self.sessions.lock()
+            && let Some(bound) = s.get_mut(id)
+        {
+            bound.sdk_seen = Instant::now() - ago;
         }
     }
 
@@ -147,8 +203,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
     routes(state, Direct::Answer)
 }
 
-/// Whether `/mcp` answers the stateless revision's tool calls itself ([`direct`]) or leaves
-/// every request to the SDK (the tests compare the two).
+/// Whether `/mcp` answers tool calls itself ([`direct`]) or leaves every request to the SDK
+/// (the tests compare the two).
 #[derive(Clone, Copy)]
 enum Direct {
     Answer,
@@ -156,54 +212,73 @@ enum Direct {
     LeaveToSdk,
 }
 
+impl McpState {
+    fn new(state: &AppState) -> Arc<McpState> {
+        let catalogue = Arc::new(tools::Catalogue::new());
+        let mut origins: Vec<String> = state
+            .mcp_allowed_origins
+            .iter()
+            .map(|o| normalise_origin(o))
+            .filter(|o| !o.is_empty())
+            .collect();
+        origins.extend(own_origin(&state.public_url));
+        Arc::new(McpState {
+            warrant: state.warrant.clone(),
+            public_url: state.public_url.clone(),
+            origins,
+            allowed_hosts: allowed_hosts(&state.public_url),
+            sessions: Mutex::new(HashMap::new()),
+            session_manager: Arc::new(LocalSessionManager::default()),
+            handler: WarrantMcp::new(state.warrant.clone(), catalogue),
+            legacy: legacy_sse::Sessions::default(),
+        })
+    }
+}
+
 fn routes(state: &AppState, direct: Direct) -> Router<AppState> {
-    let catalogue = Arc::new(tools::Catalogue::new());
-    let handler = WarrantMcp::new(state.warrant.clone(), catalogue);
-    let session_manager = Arc::new(LocalSessionManager::default());
-    let mut origins: Vec<String> = state
-        .mcp_allowed_origins
-        .iter()
-        .map(|o| normalise_origin(o))
-        .filter(|o| !o.is_empty())
-        .collect();
-    origins.extend(own_origin(&state.public_url));
-    let mcp = Arc::new(McpState {
-        warrant: state.warrant.clone(),
-        public_url: state.public_url.clone(),
-        origins,
-        sessions: Mutex::new(HashMap::new()),
-        session_manager: session_manager.clone(),
-        handler: handler.clone(),
-        legacy: legacy_sse::Sessions::default(),
-    });
-    // The host names the SDK's DNS-rebinding check allows; the direct answers check the same.
-    let hosts: Arc<[String]> = allowed_hosts(&state.public_url).into();
+    serve(McpState::new(state), direct)
+}
+
+fn serve(mcp: Arc<McpState>, direct: Direct) -> Router<AppState> {
     let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(hosts.to_vec())
+        .with_allowed_hosts(mcp.allowed_hosts.clone())
         // Stateless (2026-07-28) replies that are one message go out as plain JSON.
         .with_json_response(true)
         .with_cancellation_token(SHUTDOWN.child_token());
+    let handler = mcp.handler.clone();
     // Shared, not cloned per request: as a route's service it would be cloned for every
     // request, and again by its own `call`, each time copying its configuration (the allowed
     // hosts and origins, a handful of allocations); `handle` needs only a reference.
-    let direct_handler = handler.clone();
     let service = Arc::new(StreamableHttpService::new(
         move || Ok(handler.clone()),
-        session_manager,
+        mcp.session_manager.clone(),
         config,
     ));
+    let served = mcp.clone();
     let guarded = Router::new()
         .route(
             "/mcp",
             any(move |req: axum::extract::Request| async move {
                 let req = match direct {
-                    Direct::Answer => match direct::answer(&direct_handler, &hosts, req).await {
+                    Direct::Answer => match direct::answer(&served, req).await {
                         Ok(response) => return response,
                         Err(req) => req,
                     },
                     Direct::LeaveToSdk => req,
                 };
-                service.handle(req).await.map(axum::body::Body::new)
+                let session = req
+                    .headers()
+                    .get(auth::SESSION_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let response = service.handle(req).await;
+                // A request the SDK took reached the session's worker: its idle timer restarted.
+                if let Some(id) = session
+                    && response.status().is_success()
+                {
+                    served.sdk_served(&id);
+                }
+                response.map(axum::body::Body::new)
             }),
         )
         .layer(middleware::from_fn(coalesce::replies))

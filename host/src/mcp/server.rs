@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use base64::Engine;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, InitializeResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, Resource, ResourceContents, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -78,12 +79,13 @@ fn parse_uri(uri: &str) -> Result<(&str, &str)> {
 
 impl WarrantMcp {
     /// `tools/call` for `caller`: the one way a tool is called, whichever path the request took
-    /// ([`super::direct`] or the SDK's service).
+    /// ([`super::direct`] or the SDK's service). Every tool completes its call (none makes a
+    /// task of it or asks the client for input).
     pub(crate) async fn call(
         &self,
         caller: Caller,
         request: CallToolRequestParams,
-    ) -> Result<CallToolResponse, ErrorData> {
+    ) -> Result<CallToolResult, ErrorData> {
         let Some(spec) = self.catalogue.get(&request.name) else {
             return Err(ErrorData::invalid_params(
                 format!("unknown tool {}", request.name),
@@ -93,11 +95,10 @@ impl WarrantMcp {
         let args = serde_json::Value::Object(request.arguments.unwrap_or_default());
         // A tool the token's scopes cannot use is still called: the pipeline refuses it at the
         // scope layer, and that refusal is logged like any other.
-        let result = match spec.call(self.warrant.clone(), caller, args).await {
+        Ok(match spec.call(self.warrant.clone(), caller, args).await {
             Ok(result) => result,
             Err(e) => tools::tool_error(&e),
-        };
-        Ok(result.into())
+        })
     }
 
     /// True when `name` is a tool of the catalogue.
@@ -186,7 +187,7 @@ impl ServerHandler for WarrantMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = caller_of(&ctx)?;
-        self.call(caller, request).await
+        self.call(caller, request).await.map(Into::into)
     }
 
     async fn list_resources(
