@@ -629,20 +629,29 @@ fn mcp_post(s: &TestServer, token: Option<&str>, body: &str) -> reqwest::Request
     r
 }
 
+/// A POST of `body` to `/mcp` in the 2025-11-25 session `id`.
+fn in_session(
+    s: &TestServer,
+    token: Option<&str>,
+    id: &str,
+    body: &str,
+) -> reqwest::RequestBuilder {
+    mcp_post(s, token, body)
+        .header("mcp-session-id", id)
+        .header("mcp-protocol-version", "2025-11-25")
+}
+
 /// Initializes a session over raw HTTP; returns its id.
 async fn open_session(s: &TestServer, token: &str) -> String {
     let r = send(mcp_post(s, Some(token), INIT)).await;
     r.expect(200);
     let id = r.header("mcp-session-id").expect("Mcp-Session-Id");
-    send(
-        mcp_post(
-            s,
-            Some(token),
-            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        )
-        .header("mcp-session-id", &id)
-        .header("mcp-protocol-version", "2025-11-25"),
-    )
+    send(in_session(
+        s,
+        Some(token),
+        &id,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    ))
     .await
     .expect(202);
     id
@@ -739,21 +748,11 @@ async fn a_session_is_bound_to_its_principal() {
     let id = open_session(&s, &s.owner_token).await;
     assert!(id.len() >= 16, "session ids are long and random: {id}");
 
-    let owner_list = send(
-        mcp_post(&s, Some(&s.owner_token), TOOLS_LIST)
-            .header("mcp-session-id", &id)
-            .header("mcp-protocol-version", "2025-11-25"),
-    )
-    .await;
+    let owner_list = send(in_session(&s, Some(&s.owner_token), &id, TOOLS_LIST)).await;
     owner_list.expect(200);
     assert!(owner_list.text().contains("write_file"));
     // A tool call of the common shape is answered in place, as one JSON reply.
-    let whoami = send(
-        mcp_post(&s, Some(&s.owner_token), WHOAMI_CALL)
-            .header("mcp-session-id", &id)
-            .header("mcp-protocol-version", "2025-11-25"),
-    )
-    .await;
+    let whoami = send(in_session(&s, Some(&s.owner_token), &id, WHOAMI_CALL)).await;
     let reply = whoami.expect_json(200);
     assert_eq!(
         whoami.header("content-type").as_deref(),
@@ -763,12 +762,7 @@ async fn a_session_is_bound_to_its_principal() {
     assert_eq!(reply["result"]["isError"], json!(false), "{reply}");
 
     for body in [TOOLS_LIST, WHOAMI_CALL] {
-        let r = send(
-            mcp_post(&s, Some(&other), body)
-                .header("mcp-session-id", &id)
-                .header("mcp-protocol-version", "2025-11-25"),
-        )
-        .await;
+        let r = send(in_session(&s, Some(&other), &id, body)).await;
         r.expect(404);
     }
     let r = send(
@@ -790,13 +784,9 @@ async fn a_session_is_bound_to_its_principal() {
     .await;
     assert!(r.status.is_success(), "DELETE: {} {}", r.status, r.text());
     for body in [TOOLS_LIST, WHOAMI_CALL] {
-        send(
-            mcp_post(&s, Some(&s.owner_token), body)
-                .header("mcp-session-id", &id)
-                .header("mcp-protocol-version", "2025-11-25"),
-        )
-        .await
-        .expect(404);
+        send(in_session(&s, Some(&s.owner_token), &id, body))
+            .await
+            .expect(404);
     }
 }
 
@@ -960,15 +950,12 @@ async fn resources_without_files_read_are_an_insufficient_scope_403() {
     let agent = s.create_agent(&s.owner_token, "lister").await;
     let token = s.agent_token(&agent, &["workspaces:read"]).await;
     let id = open_session(&s, &token).await;
-    let r = send(
-        mcp_post(
-            &s,
-            Some(&token),
-            r#"{"jsonrpc":"2.0","id":3,"method":"resources/list"}"#,
-        )
-        .header("mcp-session-id", &id)
-        .header("mcp-protocol-version", "2025-11-25"),
-    )
+    let r = send(in_session(
+        &s,
+        Some(&token),
+        &id,
+        r#"{"jsonrpc":"2.0","id":3,"method":"resources/list"}"#,
+    ))
     .await;
     r.expect(403);
     let challenge = r.header("www-authenticate").expect("WWW-Authenticate");
@@ -979,12 +966,7 @@ async fn resources_without_files_read_are_an_insufficient_scope_403() {
     assert!(challenge.contains(r#"scope="files:read""#), "{challenge}");
     assert!(challenge.contains("resource_metadata="), "{challenge}");
     // The same token's other requests go through: tools/list shows what it can use.
-    let r = send(
-        mcp_post(&s, Some(&token), TOOLS_LIST)
-            .header("mcp-session-id", &id)
-            .header("mcp-protocol-version", "2025-11-25"),
-    )
-    .await;
+    let r = send(in_session(&s, Some(&token), &id, TOOLS_LIST)).await;
     r.expect(200);
     assert!(r.text().contains("list_workspaces"), "{}", r.text());
     assert!(!r.text().contains("read_file"), "{}", r.text());

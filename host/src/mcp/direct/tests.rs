@@ -161,6 +161,15 @@ fn call(f: &Fixture, id: Value, tool: &str, arguments: Value) -> Request {
 }
 
 fn post(f: &Fixture, tool: &str, body: String) -> Request {
+    to_mcp(f, "2026-07-28", &body)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// A POST of `body` to `/mcp` of revision `version`, as an SDK client sends it.
+fn to_mcp(f: &Fixture, version: &str, body: &str) -> axum::http::request::Builder {
     Request::builder()
         .method(Method::POST)
         .uri("/mcp")
@@ -169,11 +178,7 @@ fn post(f: &Fixture, tool: &str, body: String) -> Request {
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::ACCEPT, "application/json, text/event-stream")
         .header(header::CONTENT_LENGTH, body.len())
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", tool)
-        .body(Body::from(body))
-        .unwrap()
+        .header("mcp-protocol-version", version)
 }
 
 /// `req` with its caller authenticated, as the guard leaves it.
@@ -453,15 +458,7 @@ async fn what_is_given_back_gets_the_sdks_answer_as_served() {
 /// A POST to `/mcp` of the 2025-11-25 revision, in `session` when given, as an SDK client
 /// sends it.
 fn in_session(f: &Fixture, session: Option<&str>, body: String) -> Request {
-    let mut req = Request::builder()
-        .method(Method::POST)
-        .uri("/mcp")
-        .header(header::HOST, "127.0.0.1:9")
-        .header(header::AUTHORIZATION, format!("Bearer {}", f.token))
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, "application/json, text/event-stream")
-        .header(header::CONTENT_LENGTH, body.len())
-        .header("mcp-protocol-version", "2025-11-25");
+    let mut req = to_mcp(f, "2025-11-25", &body);
     if let Some(id) = session {
         req = req.header("mcp-session-id", id);
     }
