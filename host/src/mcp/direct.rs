@@ -192,7 +192,7 @@ pub(crate) async fn answer(mcp: &McpState, req: Request) -> Result<Response, Req
         }
         Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
     };
-    Ok(json(StatusCode::OK, &message))
+    Ok(json(&message))
 }
 
 /// The revision of a request whose headers are those of a `tools/call` answered here.
@@ -300,11 +300,10 @@ fn host_allowed(headers: &HeaderMap, allowed_hosts: &[String]) -> bool {
 }
 
 /// A JSON-RPC message as the SDK writes a JSON reply.
-fn json(status: StatusCode, message: &ServerJsonRpcMessage) -> Response {
+fn json(message: &ServerJsonRpcMessage) -> Response {
     match serde_json::to_vec(message) {
         Ok(body) => {
             let mut response = Response::new(Body::from(body));
-            *response.status_mut() = status;
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),

@@ -75,6 +75,28 @@ fn normalise_origin(origin: &str) -> String {
 }
 
 impl McpState {
+    /// The state of the MCP endpoints of the application of `state`.
+    fn new(state: &AppState) -> Arc<McpState> {
+        let catalogue = Arc::new(tools::Catalogue::new());
+        let mut origins: Vec<String> = state
+            .mcp_allowed_origins
+            .iter()
+            .map(|o| normalise_origin(o))
+            .filter(|o| !o.is_empty())
+            .collect();
+        origins.extend(own_origin(&state.public_url));
+        Arc::new(McpState {
+            warrant: state.warrant.clone(),
+            public_url: state.public_url.clone(),
+            origins,
+            allowed_hosts: allowed_hosts(&state.public_url),
+            sessions: Mutex::new(HashMap::new()),
+            session_manager: Arc::new(LocalSessionManager::default()),
+            handler: WarrantMcp::new(state.warrant.clone(), catalogue),
+            legacy: legacy_sse::Sessions::default(),
+        })
+    }
+
     fn origin_allowed(&self, origin: &HeaderValue) -> bool {
         origin
             .to_str()
@@ -210,29 +232,6 @@ enum Direct {
     Answer,
     #[cfg_attr(not(test), allow(dead_code))]
     LeaveToSdk,
-}
-
-impl McpState {
-    fn new(state: &AppState) -> Arc<McpState> {
-        let catalogue = Arc::new(tools::Catalogue::new());
-        let mut origins: Vec<String> = state
-            .mcp_allowed_origins
-            .iter()
-            .map(|o| normalise_origin(o))
-            .filter(|o| !o.is_empty())
-            .collect();
-        origins.extend(own_origin(&state.public_url));
-        Arc::new(McpState {
-            warrant: state.warrant.clone(),
-            public_url: state.public_url.clone(),
-            origins,
-            allowed_hosts: allowed_hosts(&state.public_url),
-            sessions: Mutex::new(HashMap::new()),
-            session_manager: Arc::new(LocalSessionManager::default()),
-            handler: WarrantMcp::new(state.warrant.clone(), catalogue),
-            legacy: legacy_sse::Sessions::default(),
-        })
-    }
 }
 
 fn routes(state: &AppState, direct: Direct) -> Router<AppState> {

@@ -749,3 +749,18 @@ async fn other_requests_in_a_session_are_given_back_whole() {
     let req = authenticated(&f, plain()).await;
     assert!(answer(&f.mcp, req).await.is_ok());
 }
+
+#[test]
+fn the_sdk_sees_a_session_in_use_well_within_its_idle_timeout() {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+
+    // McpState::new keeps the SDK's default session settings.
+    let idle = LocalSessionManager::default()
+        .session_config
+        .keep_alive
+        .expect("the SDK closes idle sessions");
+    assert!(
+        crate::mcp::SDK_SEES_A_SESSION_EVERY * 4 <= idle,
+        "a session answered in place would look idle to the SDK ({idle:?})"
+    );
+}
