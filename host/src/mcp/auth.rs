@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -11,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::McpState;
+use super::direct::AnsweredInPlace;
 use crate::Error;
 use crate::api::ApiError;
 use crate::authz::{Scope, Transport};
@@ -194,6 +196,13 @@ pub(crate) async fn guard(
             }
         }
         Some(id) if is_delete && response.status().is_success() => state.unbind_session(&id),
+        // A request the SDK answered reached the session's worker: its idle timer restarted.
+        Some(id)
+            if response.status().is_success()
+                && response.extensions().get::<AnsweredInPlace>().is_none() =>
+        {
+            state.sdk_saw(&id, Instant::now())
+        }
         Some(_) => {}
     }
     response

@@ -105,16 +105,9 @@ struct SessionMeta {
 
 impl<M> Call<M> {
     /// The call's id and parameters, when it is a `tools/call` of a tool `Mcp-Name` does not
-    /// contradict (the stateless revision must name it).
-    fn into_request(
-        self,
-        headers: &HeaderMap,
-        stateless: bool,
-    ) -> Option<(RequestId, CallToolRequestParams)> {
-        let named = match optional(headers, &NAME)? {
-            Some(named) => named == self.params.name,
-            None => !stateless,
-        };
+    /// contradict (whether the revision must name it was checked with the other headers).
+    fn into_request(self, headers: &HeaderMap) -> Option<(RequestId, CallToolRequestParams)> {
+        let named = optional(headers, &NAME)?.is_none_or(|named| named == self.params.name);
         if self.method != "tools/call" || !named {
             return None;
         }
@@ -141,9 +134,9 @@ fn parse(
                     .as_ref()
                     .is_some_and(|m| m.protocol_version == ProtocolVersion::V_2026_07_28)
             })?
-            .into_request(headers, true)
+            .into_request(headers)
     } else {
-        of::<SessionMeta>(body)?.into_request(headers, false)
+        of::<SessionMeta>(body)?.into_request(headers)
     }
 }
 
@@ -299,6 +292,11 @@ fn host_allowed(headers: &HeaderMap, allowed_hosts: &[String]) -> bool {
         })
 }
 
+/// Marks a reply given here, in its extensions: the guard then knows the SDK did not see
+/// the request.
+#[derive(Clone, Copy)]
+pub(crate) struct AnsweredInPlace;
+
 /// A JSON-RPC message as the SDK writes a JSON reply.
 fn json(message: &ServerJsonRpcMessage) -> Response {
     match serde_json::to_vec(message) {
@@ -308,6 +306,7 @@ fn json(message: &ServerJsonRpcMessage) -> Response {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
+            response.extensions_mut().insert(AnsweredInPlace);
             response
         }
         Err(e) => {

@@ -135,39 +135,31 @@ impl McpState {
         }
     }
 
-    /// Notes that the SDK has just served a request of session `id`.
-    fn sdk_served(&self, id: &str) {
+    /// Notes that the SDK served a request of session `id` at `at` (and so restarted its idle
+    /// timer then).
+    fn sdk_saw(&self, id: &str, at: Instant) {
         if let Ok(mut s) = self.sessions.lock()
             && let Some(bound) = s.get_mut(id)
         {
-            bound.sdk_seen = Instant::now();
+            bound.sdk_seen = at;
         }
     }
 
-    /// True when a tool call of session `id` may be answered in place: the SDK still holds the
-    /// session and has served one of its requests lately (see [`SDK_SEES_A_SESSION_EVERY`]).
+    /// True when a tool call of session `id` may be answered in place: the SDK has served one
+    /// of its requests lately (see [`SDK_SEES_A_SESSION_EVERY`]) and still holds the session.
     async fn session_answerable_in_place(&self, id: &str) -> bool {
         let lately = self.sessions.lock().is_ok_and(|s| {
             s.get(id)
                 .is_some_and(|b| b.sdk_seen.elapsed() < SDK_SEES_A_SESSION_EVERY)
         });
-        let sid: rmcp::transport::streamable_http_server::SessionId = id.into();
-        lately
-            && self
-                .session_manager
-                .has_session(&sid)
-                .await
-                .unwrap_or(false)
-    }
-
-    /// As if the SDK had last seen session `id` `ago`.
-    #[cfg(test)]
-    fn sdk_last_served(&self, id: &str, ago: Duration) {
-        if let Ok(mut s) = self.sessions.lock()
-            && let Some(bound) = s.get_mut(id)
-        {
-            bound.sdk_seen = Instant::now() - ago;
+        if !lately {
+            return false;
         }
+        let sid: rmcp::transport::streamable_http_server::SessionId = id.into();
+        self.session_manager
+            .has_session(&sid)
+            .await
+            .unwrap_or(false)
     }
 
     fn unbind_session(&self, id: &str) {
@@ -222,7 +214,7 @@ fn own_origin(public_url: &str) -> Option<String> {
 
 /// The MCP routes and the Protected Resource Metadata documents.
 pub fn router(state: &AppState) -> Router<AppState> {
-    routes(state, Direct::Answer)
+    serve(McpState::new(state), Direct::Answer)
 }
 
 /// Whether `/mcp` answers tool calls itself ([`direct`]) or leaves every request to the SDK
@@ -232,10 +224,6 @@ enum Direct {
     Answer,
     #[cfg_attr(not(test), allow(dead_code))]
     LeaveToSdk,
-}
-
-fn routes(state: &AppState, direct: Direct) -> Router<AppState> {
-    serve(McpState::new(state), direct)
 }
 
 fn serve(mcp: Arc<McpState>, direct: Direct) -> Router<AppState> {
@@ -265,19 +253,7 @@ fn serve(mcp: Arc<McpState>, direct: Direct) -> Router<AppState> {
                     },
                     Direct::LeaveToSdk => req,
                 };
-                let session = req
-                    .headers()
-                    .get(auth::SESSION_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let response = service.handle(req).await;
-                // A request the SDK took reached the session's worker: its idle timer restarted.
-                if let Some(id) = session
-                    && response.status().is_success()
-                {
-                    served.sdk_served(&id);
-                }
-                response.map(axum::body::Body::new)
+                service.handle(req).await.map(axum::body::Body::new)
             }),
         )
         .layer(middleware::from_fn(coalesce::replies))

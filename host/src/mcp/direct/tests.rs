@@ -640,8 +640,27 @@ async fn a_session_the_sdk_has_not_served_lately_or_has_closed_is_left_to_it() {
         "a fresh session's call is answered in place"
     );
 
-    f.mcp
-        .sdk_last_served(&id, crate::mcp::SDK_SEES_A_SESSION_EVERY);
+    // A call answered in place through the route is not one the SDK saw.
+    let earlier = std::time::Instant::now() - crate::mcp::SDK_SEES_A_SESSION_EVERY / 2;
+    f.mcp.sdk_saw(&id, earlier);
+    let (status, content_type, _) = send(&f.served, read()).await;
+    assert_eq!(
+        (status, content_type),
+        (
+            StatusCode::OK,
+            Some(HeaderValue::from_static("application/json"))
+        )
+    );
+    let seen = f.mcp.sessions.lock().unwrap()[id.as_str()].sdk_seen;
+    assert_eq!(
+        seen, earlier,
+        "an answer in place must not count as the SDK's"
+    );
+
+    f.mcp.sdk_saw(
+        &id,
+        std::time::Instant::now() - crate::mcp::SDK_SEES_A_SESSION_EVERY,
+    );
     assert!(
         !answered(read()).await,
         "the SDK must see the session in use"
