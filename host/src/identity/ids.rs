@@ -18,17 +18,9 @@ fn with_prefix(prefix: &str, id: uuid::Uuid) -> String {
 }
 
 /// A fresh id that sorts by creation time (a UUIDv7: 48 bits of milliseconds, then random),
-/// for rows written at a high rate: their primary-key index then grows at its end, where a
-/// random id would dirty a different index page for nearly every row of a batch.
+/// for the decision log: its ids order decisions made in the same millisecond, for paging.
 pub fn new_ordered_id(prefix: &str) -> String {
     with_prefix(prefix, uuid::Uuid::now_v7())
-}
-
-/// Where Unix millisecond `ms` begins among the ids [`new_ordered_id`] makes for `prefix`: every
-/// one made earlier sorts below this text, every one made then or later above (a UUIDv7's first
-/// 12 hex digits are its milliseconds), so a range of such ids is a range of time.
-pub fn ordered_id_floor(prefix: &str, ms: i64) -> String {
-    format!("{prefix}_{:012x}", ms.clamp(0, (1 << 48) - 1))
 }
 
 macro_rules! id_type {

@@ -3,7 +3,7 @@
 mod ids;
 mod roles;
 
-pub use ids::{OrgId, PrincipalId, TokenId, WorkspaceId, new_id, new_ordered_id, ordered_id_floor};
+pub use ids::{OrgId, PrincipalId, TokenId, WorkspaceId, new_id, new_ordered_id};
 pub use roles::{OrgRole, Role};
 
 use serde::Serialize;
