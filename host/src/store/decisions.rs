@@ -483,6 +483,37 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// A database the previous release made and logged to keeps every decision through the
+    /// table's rebuild without its primary key (migration 10).
+    #[tokio::test]
+    async fn decisions_logged_before_the_rebuild_survive_it() {
+        let dir = std::env::temp_dir().join(crate::identity::new_id("decisions-test"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}/w.db", dir.display());
+        sqlx::any::install_default_drivers();
+        let before = sqlx::AnyPool::connect(&format!("{url}?mode=rwc"))
+            .await
+            .unwrap();
+        let up_to_9: Vec<_> = super::super::MIGRATOR
+            .iter()
+            .filter(|m| m.version < 10)
+            .cloned()
+            .collect();
+        sqlx::migrate::Migrator::with_migrations(up_to_9)
+            .run(&before)
+            .await
+            .unwrap();
+        let rows: Vec<DecisionRecord> = (0..85).map(varied).collect();
+        let mut conn = before.acquire().await.unwrap();
+        insert_all(&mut conn, Backend::Sqlite, &rows).await.unwrap();
+        drop(conn);
+        before.close().await;
+
+        let store = Store::open(&url).await.unwrap();
+        assert_logged(&store, &rows).await;
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     #[tokio::test]
     async fn retention_deletes_what_is_older_and_only_that() {
         let (store, dir) = fresh_store().await;
